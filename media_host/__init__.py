@@ -1,0 +1,1 @@
+"""Media plane: ACS media WebSockets bridged to Azure OpenAI Realtime sessions."""

@@ -1,0 +1,182 @@
+"""The media host's aiohttp application: the `/ws/media` door, health probes, and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential
+
+from common.acs_jwt import AcsJwtVerifier, JwtRejected
+
+from .call_control import CallControl
+from .call_session import CallInfo, CallSession
+from .model_link import BearerTokenCache, ModelConnector
+from .settings import MediaSettings
+from .tools import Tool, build_tools
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MediaHost:
+    """Process-wide state: one of each client, and the calls in progress."""
+
+    settings: MediaSettings
+    verifier: AcsJwtVerifier
+    connector: ModelConnector
+    control: CallControl
+    tools: list[Tool]
+    calls: set[CallSession] = field(default_factory=set)
+    reserved: int = 0  # accepted but not yet upgraded, so the cap holds under a burst
+    draining: bool = False
+    refused: Counter[str] = field(default_factory=Counter)
+    no_calls: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.no_calls.set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls) + self.reserved
+
+
+HOST = web.AppKey("media_host", MediaHost)
+
+
+def create_app(
+    settings: MediaSettings,
+    *,
+    credential: AsyncTokenCredential | None = None,
+    tools: list[Tool] | None = None,
+) -> web.Application:
+    """`credential` defaults to DefaultAzureCredential (honours AZURE_CLIENT_ID) when Entra ID is needed."""
+    app = web.Application()
+    app.router.add_get("/ws/media", media_socket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def clients(app: web.Application) -> AsyncIterator[None]:
+        needs_entra = not settings.model.api_key or not settings.acs.connection_string
+        owned = None
+        cred = credential
+        if cred is None and needs_entra:
+            cred = owned = DefaultAzureCredential()
+        tokens = BearerTokenCache(cred) if cred is not None and not settings.model.api_key else None
+        if tokens is not None:
+            tokens.start()
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10))
+        host = MediaHost(
+            settings=settings,
+            verifier=AcsJwtVerifier(
+                audience=settings.acs.resource_id,
+                issuer=settings.acs.jwt_issuer,
+                openid_config_url=settings.acs.openid_config_url,
+            ),
+            connector=ModelConnector(settings.model, http, tokens),
+            control=CallControl.from_settings(settings.acs, cred),
+            tools=build_tools(settings, tools),
+        )
+        app[HOST] = host
+        yield
+        await close_calls(host, "shutdown")
+        await host.control.close()
+        await host.verifier.close()
+        if tokens is not None:
+            await tokens.close()
+        await http.close()
+        if owned is not None:
+            await owned.close()
+
+    app.cleanup_ctx.append(clients)
+    return app
+
+
+async def media_socket(request: web.Request) -> web.StreamResponse:
+    host = request.app[HOST]
+    if host.draining:
+        host.refused["draining"] += 1
+        raise web.HTTPServiceUnavailable(text="media host is draining; ACS will retry another replica")
+    try:
+        await host.verifier.verify_authorization(request.headers.get("Authorization"))
+    except JwtRejected as exc:
+        host.refused[f"jwt_{exc.reason}"] += 1
+        log.warning("refused media socket: %s", exc)
+        raise web.HTTPUnauthorized(text=f"ACS token rejected: {exc}") from None
+    if host.active_calls >= host.settings.max_concurrent_calls:
+        host.refused["capacity"] += 1
+        log.warning("refused media socket: %d calls in progress", host.active_calls)
+        raise web.HTTPServiceUnavailable(text=f"at capacity ({host.settings.max_concurrent_calls} calls)")
+
+    info = CallInfo(
+        call_connection_id=request.headers.get("x-ms-call-connection-id", "unknown"),
+        correlation_id=request.headers.get("x-ms-call-correlation-id", "unknown"),
+    )
+    # aiohttp would close the socket on an over-limit message; allow headroom and drop them ourselves
+    ws = web.WebSocketResponse(max_msg_size=max(4 * host.settings.max_frame_bytes, 1 << 20), timeout=2.0)
+    host.reserved += 1
+    try:
+        await ws.prepare(request)
+    finally:
+        host.reserved -= 1
+    session = CallSession(
+        ws=ws,
+        info=info,
+        settings=host.settings,
+        connector=host.connector,
+        control=host.control,
+        tools=host.tools,
+    )
+    host.calls.add(session)
+    host.no_calls.clear()
+    try:
+        await session.run()
+    finally:
+        host.calls.discard(session)
+        if not host.calls:
+            host.no_calls.set()
+    return ws
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    host = request.app[HOST]
+    body = {
+        "ready": not host.draining,
+        "active_calls": host.active_calls,
+        "max_concurrent_calls": host.settings.max_concurrent_calls,
+    }
+    return web.json_response(body, status=503 if host.draining else 200)
+
+
+async def drain(app: web.Application) -> None:
+    """SIGTERM: refuse new calls at once, let active ones finish for up to MEDIA_DRAIN_SECONDS."""
+    host = app[HOST]
+    host.draining = True
+    log.info(
+        "draining: %d calls in progress, waiting up to %.0f s", host.active_calls, host.settings.drain_seconds
+    )
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(host.settings.drain_seconds):
+            await host.no_calls.wait()
+    await close_calls(host, "drain_timeout")
+
+
+async def close_calls(host: MediaHost, reason: str) -> None:
+    sessions = list(host.calls)
+    if sessions:
+        log.info("closing %d calls: %s", len(sessions), reason)
+        await asyncio.gather(*(s.shutdown(reason) for s in sessions), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):  # each handler removes its call once it has closed all
+            async with asyncio.timeout(5.0):
+                await host.no_calls.wait()

@@ -1,0 +1,448 @@
+"""One call: routes events between the ACS media socket and the realtime model socket.
+
+The wire formats live in `acs_media` and `realtime_protocol`; audio conversion in `caller_audio`
+and `playback`. This class only decides what happens on each event and owns the call's tasks, so
+when either side closes, everything of the call is closed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+
+from . import realtime_protocol as rt
+from .acs_media import (
+    STOP_AUDIO,
+    AudioData,
+    AudioMetadata,
+    DtmfData,
+    MalformedMessage,
+    UnknownKind,
+    parse_inbound,
+)
+from .call_control import CallControl
+from .caller_audio import CallerAudio
+from .model_link import ModelConnector, ModelUnavailable
+from .playback import Playback
+from .settings import MediaSettings
+from .tools import Tool, ToolContext, ToolResult, tool_schema
+
+log = logging.getLogger(__name__)
+
+MAX_RECONNECTS = 5
+AFTER_PLAYBACK_TIMEOUT_S = 30.0
+BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_connection_id: str
+    correlation_id: str
+
+
+@dataclass
+class Turn:
+    role: Literal["caller", "assistant"]
+    text: str
+    item_id: str
+    at_ms: int  # since the media socket was accepted
+    interrupted: bool = False
+
+
+@dataclass
+class CallStats:
+    malformed: Counter[str] = field(default_factory=Counter)
+    unknown_kinds: Counter[str] = field(default_factory=Counter)
+    model_malformed: int = 0
+    model_errors: Counter[str] = field(default_factory=Counter)
+    barge_ins: int = 0
+    late_deltas_dropped: int = 0
+    reconnects: int = 0
+    tool_calls: Counter[str] = field(default_factory=Counter)
+    dtmf: list[str] = field(default_factory=list)
+
+
+class CallSession:
+    def __init__(
+        self,
+        *,
+        ws: web.WebSocketResponse,
+        info: CallInfo,
+        settings: MediaSettings,
+        connector: ModelConnector,
+        control: CallControl,
+        tools: list[Tool],
+    ) -> None:
+        self.ws = ws
+        self.info = info
+        self.settings = settings
+        self._connector = connector
+        self._control = control
+        self._tools = {tool.name: tool for tool in tools}
+        self._tool_ctx = ToolContext(info.call_connection_id, info.correlation_id, control, settings)
+        self._started = time.monotonic()
+        self.turns: list[Turn] = []
+        self.stats = CallStats()
+        self.end_reason: str | None = None
+        self.caller_audio = CallerAudio(
+            call_rate=rt.MODEL_RATE,
+            quality=settings.soxr_quality,
+            max_buffered_seconds=settings.max_buffered_seconds,
+        )
+        self.playback = Playback(
+            self._send_acs,
+            call_rate=rt.MODEL_RATE,
+            quality=settings.soxr_quality,
+            lead_ms=settings.playback_lead_ms,
+            max_queued_seconds=max(settings.max_call_seconds, 60.0),
+        )
+        self._model: aiohttp.ClientWebSocketResponse | None = None
+        self._live_response: str | None = None
+        self._response_idle = asyncio.Event()
+        self._response_idle.set()
+        self._response_wanted = False
+        self._cancelled: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    @property
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        log.info("call media connected", extra=self._dims())
+        self._spawn(self._model_loop(), "model")
+        self._spawn(self.playback.run(), "playback")
+        try:
+            async with asyncio.timeout(self.settings.max_call_seconds):
+                await self._acs_loop()
+            self.end_reason = self.end_reason or "acs_closed"
+        except TimeoutError:
+            await self._end_call("max_call_seconds")
+        finally:
+            # the host may cancel this handler when ACS drops the connection: cleanup must still finish
+            cleanup = asyncio.ensure_future(self._close())
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                await cleanup
+                raise
+
+    async def shutdown(self, reason: str) -> None:
+        """Close from outside (drain timeout): the ACS socket closes and `run` finishes the rest."""
+        self.end_reason = self.end_reason or reason
+        await self.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=reason.encode())
+
+    async def _end_call(self, reason: str) -> None:
+        """Hang up for everyone, then close our socket (ACS would close it anyway)."""
+        self.end_reason = self.end_reason or reason
+        for attempt in (1, 2):
+            try:
+                await self._control.hang_up(self.info.call_connection_id)
+                break
+            except Exception as exc:
+                log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self._dims())
+                await asyncio.sleep(1.0)
+        await self.ws.close()
+
+    async def _close(self) -> None:
+        self._closing = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not self.ws.closed:
+            await self.ws.close()
+        log.info(
+            "call ended: %s after %d ms; %d turns, %d barge-ins, %d underruns, %d reconnects, malformed %s",
+            self.end_reason,
+            self.elapsed_ms,
+            len(self.turns),
+            self.stats.barge_ins,
+            self.playback.stats.underruns,
+            self.stats.reconnects,
+            dict(self.stats.malformed) or "none",
+            extra=self._dims(),
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{name}:{self.info.call_connection_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task %s failed", task.get_name(), exc_info=task.exception(), extra=self._dims())
+            if not self._closing:  # a bug must not leave the caller in silence
+                self._spawn(self._end_call("internal_error"), "end")
+
+    def _dims(self) -> dict[str, str]:
+        return {
+            "call_connection_id": self.info.call_connection_id,
+            "correlation_id": self.info.correlation_id,
+        }
+
+    # -- ACS side -----------------------------------------------------------------------------
+    async def _acs_loop(self) -> None:
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await self._on_acs_message(msg.data)
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                self._count_malformed("binary_frame")
+
+    async def _on_acs_message(self, text: str) -> None:
+        if len(text) > self.settings.max_frame_bytes:
+            self._count_malformed("oversized")
+            return
+        try:
+            message = parse_inbound(text, max_audio_bytes=self.settings.max_frame_bytes)
+        except MalformedMessage as exc:
+            self._count_malformed(exc.reason)
+            return
+        if isinstance(message, AudioData):
+            await self._send_caller_audio(self.caller_audio.to_model(message))
+        elif isinstance(message, AudioMetadata):
+            if message.sample_rate != self.caller_audio.call_rate:
+                self.caller_audio.set_rate(message.sample_rate)
+                self.playback.set_rate(message.sample_rate, self.settings.soxr_quality)
+            log.info("audio format: PCM %d Hz", message.sample_rate, extra=self._dims())
+        elif isinstance(message, DtmfData):
+            self.stats.dtmf.append(message.tone)
+            log.info("caller pressed %s", message.tone, extra=self._dims())
+        elif isinstance(message, UnknownKind):
+            if not self.stats.unknown_kinds[message.kind]:
+                log.info("ignoring ACS message kind %r", message.kind, extra=self._dims())
+            self.stats.unknown_kinds[message.kind] += 1
+
+    def _count_malformed(self, reason: str) -> None:
+        if not self.stats.malformed[reason]:  # log once per reason, count always
+            log.warning("dropping malformed ACS message: %s", reason, extra=self._dims())
+        self.stats.malformed[reason] += 1
+
+    async def _send_caller_audio(self, events: list[str]) -> None:
+        model = self._model
+        if model is None:
+            self.caller_audio.hold(events)
+            return
+        for event in events:
+            try:
+                await model.send_str(event)
+            except ConnectionError:  # the model socket is going away; keep the audio for the next one
+                self.caller_audio.hold([event])
+
+    async def _send_acs(self, text: str) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_str(text)
+
+    # -- model side ---------------------------------------------------------------------------
+    async def _model_loop(self) -> None:
+        first = True
+        while not self._closing:
+            try:
+                model = await self._connector.connect()
+            except ModelUnavailable as exc:
+                log.error("%s; hanging up", exc, extra=self._dims())
+                await self._end_call("model_unavailable")
+                return
+            try:
+                await self._start_model_session(model, greet=first)
+                first = False
+                async for msg in model:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await self._on_model_message(msg.data)
+            except ConnectionError:
+                pass  # lost while sending: handled like a close below
+            finally:
+                self._model = None
+                await model.close()  # this loop owns the socket, also when the call is cancelled
+            if self._closing or self.ws.closed:
+                return
+            self.stats.reconnects += 1
+            log.warning(
+                "model socket lost mid-call (close code %s); reconnecting",
+                model.close_code,
+                extra=self._dims(),
+            )
+            if self.stats.reconnects > MAX_RECONNECTS:
+                await self._end_call("model_unstable")
+                return
+            if self._live_response is not None:
+                self._response_wanted = True  # the answer was cut off: ask the new session to give it
+                self._live_response = None
+                self._response_idle.set()
+
+    async def _start_model_session(self, model: aiohttp.ClientWebSocketResponse, *, greet: bool) -> None:
+        await model.send_str(rt.session_update(self._session_config(restore=not greet)))
+        if greet or self._response_wanted:
+            self._response_wanted = False
+            await model.send_str(rt.response_create())
+        while (
+            held := self.caller_audio.release()
+        ):  # audio that came meanwhile is held again until the loop ends
+            for event in held:
+                await model.send_str(event)
+        self._model = model  # no await since the last release: nothing can slip between the two
+
+    def _session_config(self, *, restore: bool) -> rt.SessionConfig:
+        m = self.settings.model
+        instructions = m.instructions
+        if restore and self.turns:
+            history = "\n".join(f"{t.role.title()}: {t.text}" for t in self.turns if t.text)
+            instructions += (
+                "\n\nThe connection was briefly interrupted mid-call. Continue naturally from here; "
+                f"do not greet again. Conversation so far:\n{history}"
+            )
+        return rt.SessionConfig(
+            instructions=instructions,
+            voice=m.voice,
+            transcription_model=m.transcription_model,
+            vad_threshold=m.vad_threshold,
+            vad_silence_ms=m.vad_silence_ms,
+            vad_prefix_ms=m.vad_prefix_ms,
+            tools=[tool_schema(t) for t in self._tools.values()],
+        )
+
+    async def _send_model(self, event: str) -> None:
+        if self._model is not None:
+            with contextlib.suppress(ConnectionError):
+                await self._model.send_str(event)
+
+    async def _on_model_message(self, text: str) -> None:
+        try:
+            event = rt.parse_server_event(text)
+        except rt.MalformedEvent as exc:
+            self.stats.model_malformed += 1
+            log.warning("dropping malformed model event: %s", exc, extra=self._dims())
+            return
+        if isinstance(event, rt.AudioDelta):
+            if event.response_id in self._cancelled:
+                self.stats.late_deltas_dropped += 1
+            else:
+                self.playback.push(event.response_id, event.item_id, event.pcm)
+        elif isinstance(event, rt.AudioDone):
+            if event.response_id not in self._cancelled:
+                self.playback.finish_item(event.response_id, event.item_id)
+        elif isinstance(event, rt.SpeechStarted):
+            await self._barge_in()
+        elif isinstance(event, rt.ResponseCreated):
+            self._live_response = event.response_id
+            self._response_idle.clear()
+        elif isinstance(event, rt.ResponseDone):
+            await self._on_response_done(event)
+        elif isinstance(event, rt.FunctionCall):
+            self.stats.tool_calls[event.name] += 1
+            self._spawn(self._run_tool(event), f"tool-{event.name}")
+        elif isinstance(event, rt.CallerTranscript):
+            self.turns.append(Turn("caller", event.text, event.item_id, self.elapsed_ms))
+        elif isinstance(event, rt.AssistantTranscript):
+            interrupted = event.response_id in self._cancelled
+            self.turns.append(Turn("assistant", event.text, event.item_id, self.elapsed_ms, interrupted))
+        elif isinstance(event, rt.ServerError):
+            self.stats.model_errors[event.code] += 1
+            level = logging.DEBUG if event.code in BENIGN_MODEL_ERRORS else logging.WARNING
+            log.log(level, "model error %s: %s", event.code, event.message, extra=self._dims())
+
+    async def _on_response_done(self, event: rt.ResponseDone) -> None:
+        if event.response_id == self._live_response:
+            self._live_response = None
+            self._response_idle.set()
+        if event.status == "failed":
+            log.warning("model response failed: %s", event.reason, extra=self._dims())
+        if self._response_wanted and self._live_response is None:
+            self._response_wanted = False
+            await self._send_model(rt.response_create())
+
+    async def _barge_in(self) -> None:
+        """Caller speech over the assistant: stop, drop, cancel, truncate — in that order."""
+        interrupted = self.playback.interrupt()  # synchronous: nothing queued can be sent after this
+        live = self._live_response
+        if interrupted is None and live is None:
+            return
+        self.stats.barge_ins += 1
+        await self._send_acs(STOP_AUDIO)
+        if live is not None:
+            self._cancelled.add(live)
+            await self._send_model(rt.response_cancel(live))
+        if interrupted is not None:
+            self._cancelled.add(interrupted.response_id)
+            await self._send_model(rt.truncate(interrupted.item_id, interrupted.audio_end_ms))
+        log.info(
+            "barge-in: stopped assistant audio at %s ms",
+            interrupted.audio_end_ms if interrupted else 0,
+            extra=self._dims(),
+        )
+
+    # -- tools --------------------------------------------------------------------------------
+    async def _run_tool(self, call: rt.FunctionCall) -> None:
+        started = time.monotonic()
+        result = await self._call_tool(call)
+        log.info(
+            "tool %s finished in %d ms: %s",
+            call.name,
+            (time.monotonic() - started) * 1000,
+            result.output[:200],
+            extra=self._dims(),
+        )
+        if result.end_reason and result.after_playback is None:
+            self.end_reason = self.end_reason or result.end_reason
+        await self._send_model(rt.function_output(call.call_id, result.output))
+        if result.respond:
+            await self._request_response()
+        if result.after_playback is not None:
+            await self._after_playback(result)
+
+    async def _call_tool(self, call: rt.FunctionCall) -> ToolResult:
+        """Failures become a result the model can talk about; they never reach the call loop."""
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return ToolResult(json.dumps({"error": f"unknown tool {call.name!r}"}))
+        try:
+            args = json.loads(call.arguments or "{}")
+            if not isinstance(args, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError as exc:
+            return ToolResult(json.dumps({"error": f"invalid arguments: {exc}"}))
+        try:
+            async with asyncio.timeout(self.settings.tool_timeout_seconds):
+                return await tool.run(args, self._tool_ctx)
+        except TimeoutError:
+            return ToolResult(json.dumps({"error": f"{call.name} timed out"}))
+        except Exception as exc:
+            log.warning("tool %s failed: %s", call.name, exc, extra=self._dims())
+            return ToolResult(json.dumps({"error": f"{call.name} failed: {type(exc).__name__}: {exc}"}))
+
+    async def _request_response(self) -> None:
+        if self._live_response is not None:
+            self._response_wanted = True  # one response at a time: ask again when this one is done
+        else:
+            await self._send_model(rt.response_create())
+
+    async def _after_playback(self, result: ToolResult) -> None:
+        """Let the assistant finish speaking (e.g. its goodbye), then act."""
+        assert result.after_playback is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(AFTER_PLAYBACK_TIMEOUT_S):
+                await self._response_idle.wait()
+                await self.playback.wait_played()
+        self.end_reason = self.end_reason or result.end_reason
+        try:
+            await result.after_playback()
+        except Exception as exc:
+            log.error("post-speech action failed: %s", exc, extra=self._dims())
+            self.end_reason = "tool_action_failed"
+            await self._end_call("tool_action_failed")
+            return
+        if result.end_reason:
+            await self.ws.close()  # the call is over; ACS would close the stream, we need not wait

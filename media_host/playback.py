@@ -1,0 +1,165 @@
+"""Model audio to the caller: exact 20 ms frames paced on a monotonic clock.
+
+ACS plays what it is sent in real time, so we keep only a small lead of audio ahead of its playout
+point: enough that it never starves on scheduler jitter, little enough that barge-in stays sharp
+and `audio_end_ms` for truncation is close to what the caller really heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .acs_media import audio_frame
+from .audio import FRAME_MS, FrameCutter, StreamResampler, frame_bytes
+from .realtime_protocol import MODEL_RATE
+
+FRAME_S = FRAME_MS / 1000
+UNDERRUN_TOLERANCE_S = 0.005
+
+
+@dataclass(slots=True)
+class _Frame:
+    response_id: str
+    item_id: str
+    pcm: bytes
+    real_bytes: int  # excludes the silence that pads an item's last frame
+
+
+@dataclass
+class PlaybackStats:
+    frames_sent: int = 0
+    underruns: int = 0  # ACS ran dry while an item still had audio to come
+    max_queue_depth: int = 0
+    overflow_dropped: int = 0
+    interrupted_frames: int = 0
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    response_id: str
+    item_id: str
+    audio_end_ms: int  # audio of this item actually sent to ACS
+
+
+@dataclass
+class _ItemProgress:
+    response_id: str
+    sent_bytes: int = 0
+
+
+class Playback:
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        *,
+        call_rate: int,
+        quality: str,
+        lead_ms: int,
+        max_queued_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._clock = clock
+        self._lead = lead_ms / 1000
+        self._max_frames = int(max_queued_seconds * 1000 / FRAME_MS)
+        self._queue: deque[_Frame] = deque()
+        self._wake = asyncio.Event()
+        self._deadline = 0.0  # when ACS finishes playing everything sent so far
+        self._items: dict[str, _ItemProgress] = {}
+        self._last_item: str | None = None
+        self.stats = PlaybackStats()
+        self.set_rate(call_rate, quality)
+
+    def set_rate(self, call_rate: int, quality: str) -> None:
+        self._rate = call_rate
+        self._resampler = None if call_rate == MODEL_RATE else StreamResampler(MODEL_RATE, call_rate, quality)
+        self._cutter = FrameCutter(frame_bytes(call_rate))
+
+    # -- fed by the session ------------------------------------------------------------------
+    def push(self, response_id: str, item_id: str, pcm24: bytes) -> None:
+        pcm = self._resampler.process(pcm24) if self._resampler else pcm24
+        for frame in self._cutter.push(pcm):
+            self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
+
+    def finish_item(self, response_id: str, item_id: str) -> None:
+        """The model's audio for this item is complete: emit what the resampler and cutter hold."""
+        if self._resampler:
+            for frame in self._cutter.push(self._resampler.flush()):
+                self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
+        tail, real = self._cutter.flush_padded()
+        if tail is not None:
+            self._enqueue(_Frame(response_id, item_id, tail, real))
+
+    def interrupt(self) -> Interrupted | None:
+        """Barge-in: drop everything queued. Returns the item the caller was hearing, if any."""
+        now = self._clock()
+        playing = self._last_item if self._last_item is not None and now < self._deadline else None
+        if self._queue:
+            playing = playing or self._queue[0].item_id
+        self.stats.interrupted_frames += len(self._queue)
+        self._queue.clear()
+        self._cutter.clear()
+        if self._resampler:
+            self._resampler.clear()
+        self._deadline = now  # StopAudio flushes ACS's own buffer too
+        if playing is None:
+            return None
+        item = self._items[playing]
+        return Interrupted(item.response_id, playing, item.sent_bytes * 1000 // (2 * self._rate))
+
+    def _progress(self, response_id: str, item_id: str) -> _ItemProgress:
+        progress = self._items.get(item_id)
+        if progress is None:
+            progress = self._items[item_id] = _ItemProgress(response_id)
+        return progress
+
+    def _enqueue(self, frame: _Frame) -> None:
+        if len(self._queue) >= self._max_frames:
+            self.stats.overflow_dropped += 1
+            return
+        self._queue.append(frame)
+        self._progress(frame.response_id, frame.item_id)
+        self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(self._queue))
+        self._wake.set()
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._queue) or self._clock() < self._deadline
+
+    async def wait_played(self) -> None:
+        """Until everything queued has been sent and ACS has had time to play it."""
+        while self.playing:  # noqa: ASYNC110 - "played" is a point in time, not an event
+            await asyncio.sleep(max(self._deadline - self._clock(), FRAME_S))
+
+    # -- the pump -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = self._clock()
+            wait = self._deadline - self._lead - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # the queue may have been cleared by a barge-in meanwhile
+            frame = self._queue.popleft()
+            item = self._items[frame.item_id]
+            if now > self._deadline:
+                if frame.item_id == self._last_item and now - self._deadline > UNDERRUN_TOLERANCE_S:
+                    self.stats.underruns += 1
+                self._deadline = now
+            self._deadline += FRAME_S
+            self._last_item = frame.item_id
+            item.sent_bytes += frame.real_bytes
+            self.stats.frames_sent += 1
+            await self._send(audio_frame(frame.pcm))

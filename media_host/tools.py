@@ -1,0 +1,122 @@
+"""Tools the model may call, and the seam through which a deployment adds its own.
+
+A tool is any object with `name`, `description`, `parameters` (JSON schema) and an async `run`.
+Set MEDIA_EXTRA_TOOLS=package.module:factory, where `factory(settings)` returns a list of tools,
+or pass `tools=` to `create_app`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .call_control import CallControl
+from .settings import MediaSettings
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    call_connection_id: str
+    correlation_id: str
+    control: CallControl
+    settings: MediaSettings
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    output: str  # what the model is told (usually JSON)
+    respond: bool = True  # ask the model to speak about the result
+    after_playback: Callable[[], Awaitable[None]] | None = (
+        None  # runs once the assistant has finished speaking
+    )
+    end_reason: str | None = None  # the call ends because of this tool; recorded as the call's end reason
+
+
+class Tool(Protocol):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult: ...
+
+
+def tool_schema(tool: Tool) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
+    }
+
+
+class EndCall:
+    name = "end_call"
+    description = (
+        "End the phone call. Say a short goodbye to the caller first, then call this. "
+        "Use it when the caller says goodbye or their request is complete."
+    )
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "description": "Why the call is ending, in a few words."}
+        },
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        async def hang_up() -> None:
+            await ctx.control.hang_up(ctx.call_connection_id)
+
+        return ToolResult(
+            output=json.dumps({"status": "ending"}),
+            respond=False,
+            after_playback=hang_up,
+            end_reason="assistant_ended",
+        )
+
+
+class TransferToAgent:
+    name = "transfer_to_agent"
+    description = (
+        "Transfer the caller to a human agent. Tell the caller you are transferring them before calling this. "
+        "Use it when the caller asks for a person or you cannot help."
+    )
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "description": "One sentence for the agent: what the caller needs."}
+        },
+    }
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        await ctx.control.transfer(ctx.call_connection_id, self.target, operation_context="transfer_to_agent")
+        return ToolResult(
+            output=json.dumps({"status": "transfer_started"}), respond=False, end_reason="transferred"
+        )
+
+
+def build_tools(settings: MediaSettings, extra: list[Tool] | None = None) -> list[Tool]:
+    tools: list[Tool] = [EndCall()]
+    if settings.transfer_target:
+        tools.append(TransferToAgent(settings.transfer_target))
+    if settings.extra_tools:
+        tools.extend(load_tools(settings.extra_tools, settings))
+    tools.extend(extra or [])
+    names = [t.name for t in tools]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tool names must be unique, got {names}")
+    return tools
+
+
+def load_tools(spec: str, settings: MediaSettings) -> list[Tool]:
+    """Import `package.module:factory` and call it with the settings."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"MEDIA_EXTRA_TOOLS={spec!r} must look like 'package.module:factory'")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return list(factory(settings))
