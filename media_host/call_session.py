@@ -39,6 +39,7 @@ from .tools import Tool, ToolContext, ToolResult, tool_schema
 log = logging.getLogger(__name__)
 
 MAX_RECONNECTS = 5
+MAX_QUEUED_ASSISTANT_SECONDS = 120.0  # the model generates faster than real time; bound what waits (5.8 MB)
 AFTER_PLAYBACK_TIMEOUT_S = 30.0
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
 
@@ -103,7 +104,7 @@ class CallSession:
             call_rate=rt.MODEL_RATE,
             quality=settings.soxr_quality,
             lead_ms=settings.playback_lead_ms,
-            max_queued_seconds=max(settings.max_call_seconds, 60.0),
+            max_queued_seconds=MAX_QUEUED_ASSISTANT_SECONDS,
         )
         self._model: aiohttp.ClientWebSocketResponse | None = None
         self._live_response: str | None = None

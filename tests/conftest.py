@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emulators.acs.call_automation import CallAutomationStandIn
+from emulators.acs.call_automation import CallAutomationStandIn, CallState
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
 from media_host.app import HOST, MediaHost, create_app
@@ -67,9 +67,10 @@ def media_env(
 
 
 class MediaHostUnderTest:
-    def __init__(self, server: TestServer, issuer: AcsTokenIssuer) -> None:
+    def __init__(self, server: TestServer, issuer: AcsTokenIssuer, acs: CallAutomationStandIn) -> None:
         self.server = server
         self.issuer = issuer
+        self.acs = acs
 
     @property
     def state(self) -> MediaHost:
@@ -82,16 +83,31 @@ class MediaHostUnderTest:
     async def wait_calls(self, count: int, timeout: float = 5.0) -> None:
         """Until exactly `count` calls are in progress (handlers finish their cleanup asynchronously)."""
         async with asyncio.timeout(timeout):
-            while len(self.state.calls) != count:  # noqa: ASYNC110 - test-side polling of server state
+            while len(self.state.calls) != count:
                 await asyncio.sleep(0.01)
 
     async def call(self, *, sample_rate: int = 24_000, token: str | None = "valid") -> MediaLeg:
-        """Open a media stream the way ACS does, with a fresh valid JWT unless told otherwise."""
+        """Open a media stream the way ACS does, with a fresh valid JWT unless told otherwise.
+
+        The call is registered with the Call Automation stand-in first, as answering it would have.
+        """
         leg = MediaLeg(sample_rate=sample_rate)
+        register_call(self.acs, leg)
         if token == "valid":
             token = self.issuer.sign(audience=AUDIENCE, lifetime_seconds=86_400)
         await leg.connect(self.ws_url, token)
         return leg
+
+
+def register_call(acs: CallAutomationStandIn, leg: MediaLeg) -> None:
+    """Tell the stand-in about a connected call, as answering it through ACS would have."""
+    acs.calls[leg.call_connection_id] = CallState(
+        call_connection_id=leg.call_connection_id,
+        server_call_id=f"server-{leg.call_connection_id}",
+        correlation_id=leg.correlation_id,
+        state="connected",
+        callback_uri="https://functions.example/api/callbacks",
+    )
 
 
 StartMediaHost = Callable[..., Awaitable[MediaHostUnderTest]]
@@ -107,6 +123,6 @@ def start_media_host(
     async def start(*, tools: list[Tool] | None = None, **env: str) -> MediaHostUnderTest:
         settings = MediaSettings.from_env(media_env(issuer, acs, model, **env))
         server = await aiohttp_server(create_app(settings, tools=tools))
-        return MediaHostUnderTest(server, issuer)
+        return MediaHostUnderTest(server, issuer, acs)
 
     return start

@@ -179,7 +179,6 @@ async def test_end_call_says_goodbye_then_hangs_up(
 ) -> None:
     host = await start_media_host()
     leg = await host.call()
-    acs.calls[leg.call_connection_id] = _connected(acs, leg.call_connection_id)
     socket = await model.socket()
     goodbye = tone(400, 0.4, 24_000)
     await socket.response_created("resp_bye")
@@ -206,7 +205,6 @@ async def test_transfer_to_agent_is_offered_and_transfers(
 ) -> None:
     host = await start_media_host(TRANSFER_TARGET="+15551230000")
     leg = await host.call()
-    acs.calls[leg.call_connection_id] = _connected(acs, leg.call_connection_id)
     socket = await model.socket()
     session = (await socket.wait_for("session.update"))["session"]
     assert [t["name"] for t in session["tools"]] == ["end_call", "transfer_to_agent"]
@@ -227,7 +225,6 @@ async def test_tool_failure_is_told_to_the_model(
 ) -> None:
     host = await start_media_host(TRANSFER_TARGET="+15551230000")
     leg = await host.call()
-    acs.calls[leg.call_connection_id] = _connected(acs, leg.call_connection_id)
     socket = await model.socket()
     acs.fail_next("transfer", 403, "Transfer target not allowed")
 
@@ -323,7 +320,6 @@ async def test_model_unreachable_hangs_up(
     model.refuse_next = 100
     host = await start_media_host(MODEL_CONNECT_ATTEMPTS="3")
     leg = await host.call()
-    acs.calls[leg.call_connection_id] = _connected(acs, leg.call_connection_id)
 
     await acs.wait_for("terminate", call_connection_id=leg.call_connection_id)
     await leg.wait_closed()
@@ -355,7 +351,6 @@ async def test_max_call_seconds_hangs_up(
 ) -> None:
     host = await start_media_host(MAX_CALL_SECONDS="1")
     leg = await host.call()
-    acs.calls[leg.call_connection_id] = _connected(acs, leg.call_connection_id)
     await acs.wait_for("terminate", call_connection_id=leg.call_connection_id, timeout=5)
     await leg.wait_closed()
 
@@ -425,19 +420,6 @@ async def test_dtmf_is_recorded(start_media_host: StartMediaHost, model: FakeRea
     await socket.wait_audio_bytes(FRAME_24K)
     assert next(iter(host.state.calls)).stats.dtmf == ["4", "2", "#"]
     await leg.close()
-
-
-def _connected(acs: CallAutomationStandIn, call_connection_id: str):  # type: ignore[no-untyped-def]
-    """Register a connected call with the stand-in, as answer_call would have."""
-    from emulators.acs.call_automation import CallState
-
-    return CallState(
-        call_connection_id=call_connection_id,
-        server_call_id="server-call",
-        correlation_id="corr",
-        state="connected",
-        callback_uri="https://example.invalid/api/callbacks",
-    )
 
 
 # -- the door -----------------------------------------------------------------------------------

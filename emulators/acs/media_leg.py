@@ -58,8 +58,13 @@ class MediaLeg:
     def frame_bytes(self) -> int:
         return self.sample_rate // 50 * 2
 
-    async def connect(self, url: str, token: str | None, *, extra_headers: dict[str, str] | None = None) -> None:
-        headers = {"x-ms-call-connection-id": self.call_connection_id, "x-ms-call-correlation-id": self.correlation_id}
+    async def connect(
+        self, url: str, token: str | None, *, extra_headers: dict[str, str] | None = None
+    ) -> None:
+        headers = {
+            "x-ms-call-connection-id": self.call_connection_id,
+            "x-ms-call-correlation-id": self.correlation_id,
+        }
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         headers.update(extra_headers or {})

@@ -1,0 +1,82 @@
+"""ACS media-stream JSON in, typed events out (no sockets)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from media_host.acs_media import (
+    STOP_AUDIO,
+    AudioData,
+    AudioMetadata,
+    DtmfData,
+    MalformedMessage,
+    UnknownKind,
+    audio_frame,
+    parse_inbound,
+)
+
+MAX = 65_536
+
+
+def audio(data: str, **extra: object) -> str:
+    return json.dumps({"kind": "AudioData", "audioData": {"data": data, **extra}})
+
+
+def test_audio_data_keeps_base64_and_decodes_pcm() -> None:
+    pcm = bytes(range(256)) * 3 + bytes(192)
+    b64 = base64.b64encode(pcm).decode()
+    message = parse_inbound(audio(b64, participantRawID="4:+15550100", silent=False), max_audio_bytes=MAX)
+    assert message == AudioData(b64=b64, pcm=pcm, silent=False, participant="4:+15550100")
+
+
+def test_silent_frame_may_come_without_data() -> None:
+    message = parse_inbound(audio("", silent=True), max_audio_bytes=MAX)
+    assert isinstance(message, AudioData) and message.silent and message.pcm == b""
+
+
+def test_metadata() -> None:
+    text = json.dumps(
+        {"kind": "AudioMetadata", "audioMetadata": {"subscriptionId": "s1", "encoding": "PCM", "sampleRate": 16000,
+                                                    "channels": 1, "length": 640}}
+    )  # fmt: skip
+    assert parse_inbound(text, max_audio_bytes=MAX) == AudioMetadata(16000, 640, "s1")
+
+
+def test_dtmf_and_unknown_kinds() -> None:
+    assert parse_inbound('{"kind":"DtmfData","dtmfData":{"data":"5"}}', max_audio_bytes=MAX) == DtmfData("5")
+    assert parse_inbound('{"kind":"MarkData","markData":{}}', max_audio_bytes=MAX) == UnknownKind("MarkData")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{", "not_json"),
+        ("[]", "not_object"),
+        ("{}", "missing_kind"),
+        ('{"kind":"AudioData"}', "missing_audioData"),
+        (audio('"},"x":"'), "audio_not_base64"),  # JSON injection attempt
+        (audio("AAAA"), "audio_odd_length"),
+        (audio("A" * 100_000), "audio_too_large"),
+        ('{"kind":"AudioData","audioData":{"data":7}}', "audio_not_base64"),
+        ('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":11025}}', "unsupported_sample_rate"),
+        ('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":16000,"channels":2}}', "unsupported_format"),
+        ('{"kind":"DtmfData","dtmfData":{}}', "dtmf_without_tone"),
+    ],
+)
+def test_malformed_messages_name_their_reason(text: str, reason: str) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse_inbound(text, max_audio_bytes=MAX)
+    assert caught.value.reason == reason
+
+
+def test_outbound_messages_use_the_documented_pascal_case() -> None:
+    frame = json.loads(audio_frame(b"\x01\x00\xff\x7f"))
+    assert frame == {
+        "Kind": "AudioData",
+        "AudioData": {"Data": base64.b64encode(b"\x01\x00\xff\x7f").decode()},
+        "StopAudio": None,
+    }
+    assert json.loads(STOP_AUDIO) == {"Kind": "StopAudio", "AudioData": None, "StopAudio": {}}

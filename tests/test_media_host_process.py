@@ -1,0 +1,168 @@
+"""`python -m media_host`, the container's command, as a real process: start-up checks and SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from emulators.acs.call_automation import CallAutomationStandIn
+from emulators.acs.media_leg import MediaLeg
+from emulators.acs.tokens import AcsTokenIssuer
+from tests.conftest import AUDIENCE, media_env
+from tests.fake_realtime import FakeRealtime
+from tests.signals import tone
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MediaHostProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOST": "127.0.0.1", "PORT": str(self.port), **env}
+        self.output = ""
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media_host", cwd=ROOT, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.output += line.decode()
+
+    async def ready(self, timeout: float = 15.0) -> None:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
+            while True:
+                assert self.proc is not None and self.proc.returncode is None, self.output
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    async def wait(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+            if self._reader is not None:
+                await self._reader
+        return code
+
+    def terminate(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.fixture
+async def process_env(
+    issuer: AcsTokenIssuer, acs: CallAutomationStandIn, model: FakeRealtime
+) -> dict[str, str]:
+    return media_env(issuer, acs, model)
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[list[MediaHostProcess]]:
+    started: list[MediaHostProcess] = []
+    yield started
+    for process in started:
+        await process.stop()
+
+
+async def launch(spawn: list[MediaHostProcess], env: dict[str, str]) -> MediaHostProcess:
+    process = MediaHostProcess(env)
+    spawn.append(process)
+    await process.start()
+    return process
+
+
+async def test_missing_and_malformed_settings_stop_startup_naming_each(spawn: list[MediaHostProcess]) -> None:
+    process = await launch(spawn, {"MAX_CONCURRENT_CALLS": "many", "AOAI_VOICE": "robot"})
+    assert await process.wait() == 2
+    for name in (
+        "ACS_RESOURCE_ID is required",
+        "AZURE_OPENAI_ENDPOINT is required",
+        "ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING is required",
+        "MAX_CONCURRENT_CALLS='many' is not a number",
+        "AOAI_VOICE='robot' must be one of",
+    ):
+        assert name in process.output
+
+
+async def call(process: MediaHostProcess, issuer: AcsTokenIssuer) -> MediaLeg:
+    leg = MediaLeg()
+    await leg.connect(f"{process.url}/ws/media", issuer.sign(audience=AUDIENCE))
+    return leg
+
+
+async def test_sigterm_drains_active_calls(
+    spawn: list[MediaHostProcess], process_env: dict[str, str], issuer: AcsTokenIssuer, model: FakeRealtime
+) -> None:
+    process = await launch(spawn, {**process_env, "MEDIA_DRAIN_SECONDS": "30"})
+    await process.ready()
+    leg = await call(process, issuer)
+    socket = await model.socket()
+    await socket.wait_for("response.create")
+
+    process.terminate()
+    async with aiohttp.ClientSession() as http, asyncio.timeout(5):
+        while (await http.get(f"{process.url}/readyz")).status != 503:
+            await asyncio.sleep(0.02)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await call(process, issuer)
+    assert refused.value.status == 503
+
+    speech = tone(600, 0.2, 24_000)
+    await leg.stream(speech, realtime=False)  # the active call is still served while draining
+    assert await socket.wait_audio_bytes(len(speech)) == speech
+    await leg.close()  # the caller hangs up: nothing left to wait for
+    assert await process.wait(timeout=10) == 0
+    assert "draining: 1 calls in progress" in process.output
+
+
+async def test_drain_deadline_closes_remaining_calls(
+    spawn: list[MediaHostProcess], process_env: dict[str, str], issuer: AcsTokenIssuer, model: FakeRealtime
+) -> None:
+    process = await launch(spawn, {**process_env, "MEDIA_DRAIN_SECONDS": "1"})
+    await process.ready()
+    leg = await call(process, issuer)
+    socket = await model.socket()
+    await socket.wait_for("response.create")
+
+    process.terminate()
+    await leg.wait_closed(timeout=10)
+    assert leg.close_code == aiohttp.WSCloseCode.GOING_AWAY
+    assert await process.wait(timeout=10) == 0
+    async with asyncio.timeout(5):
+        await socket.ended.wait()  # the model session was closed too
+    assert "call ended: drain_timeout" in process.output
+    await leg.close()
