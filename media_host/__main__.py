@@ -13,8 +13,10 @@ import sys
 
 from aiohttp import web
 
+from common.settings_reader import SettingsError
+
 from .app import create_app, drain
-from .settings import MediaSettings, SettingsError
+from .settings import MediaSettings
 
 log = logging.getLogger("media_host")
 

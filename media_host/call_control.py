@@ -16,7 +16,9 @@ from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 
-from .settings import AcsSettings, parse_connection_string
+from common.settings_reader import parse_connection_string
+
+from .settings import AcsSettings
 
 
 def identifier_for(target: str) -> CommunicationIdentifier:

@@ -252,7 +252,7 @@ async def test_deployment_tools_plug_in(start_media_host: StartMediaHost, model:
 
             return ToolResult(json.dumps({"day": args["day"], "hours": "17:00-23:00"}))
 
-    host = await start_media_host(tools=[OpeningHours()])  # type: ignore[list-item]
+    host = await start_media_host(tools=[OpeningHours()])
     leg = await host.call()
     socket = await model.socket()
     session = (await socket.wait_for("session.update"))["session"]

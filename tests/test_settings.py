@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from media_host.settings import DEFAULT_INSTRUCTIONS, MediaSettings, SettingsError
+from common.settings_reader import SettingsError
+from media_host.settings import DEFAULT_INSTRUCTIONS, MediaSettings
 
 BASE = {
     "ACS_RESOURCE_ID": "5e7a2b1c-0d4f-4a3e-9b8c-1f2e3d4c5b6a",
