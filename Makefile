@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt media_host/requirements.txt
+$(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

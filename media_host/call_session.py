@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+from azure.core.exceptions import ResourceNotFoundError
 
 from . import realtime_protocol as rt
 from .acs_media import (
@@ -150,6 +151,9 @@ class CallSession:
         for attempt in (1, 2):
             try:
                 await self._control.hang_up(self.info.call_connection_id)
+                break
+            except ResourceNotFoundError:
+                log.info("hang-up: the call had already ended", extra=self._dims())
                 break
             except Exception as exc:
                 log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self._dims())

@@ -5,8 +5,9 @@ SDK clients (sync and ``aio``) can be pointed at ``http://127.0.0.1:<port>/``.  
 valid ACS HMAC-SHA256 signature (or a bearer token a test explicitly vouches for), because a stand-in that
 accepted anything would hide signing bugs that real ACS answers with 401.
 
-Scope today: call-connection lifecycle (answer/create/reject/redirect/get/terminate/hang-up/transfer).
-No callbacks, media or Event Grid yet; ``CallState`` is the record those features will extend.
+Scope: call-connection lifecycle (answer/create/reject/redirect/get/terminate/hang-up/transfer). What
+ACS does *around* those requests (Event Grid, callbacks, the media leg) lives in ``emulator.py``, which
+registers the incoming calls it announced and observes the operations through ``observers``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["CallAutomationStandIn", "CallState", "RecordedRequest"]
+__all__ = ["CallAutomationStandIn", "CallState", "IncomingCall", "RecordedRequest"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +79,18 @@ class RecordedRequest:
     call_connection_id: str | None
     # True when a Repeatability-Request-ID replay was answered from the cache (no second effect).
     replayed: bool = False
+
+
+@dataclass
+class IncomingCall:
+    """A call announced through Event Grid and waiting to be answered, rejected or redirected."""
+
+    incoming_call_context: str
+    correlation_id: str
+    server_call_id: str
+    caller: dict[str, Any]  # identifier models, wire shape
+    callee: dict[str, Any]
+    outcome: str | None = None  # "answered" | "rejected:<reason>" | "redirected"
 
 
 @dataclass
@@ -193,6 +206,7 @@ class CallAutomationStandIn:
         *,
         access_key: str | None = None,
         token_validator: Callable[[str], bool] | None = None,
+        resource_id: str | None = None,
     ) -> None:
         # ACS keys are 64 random bytes, base64-encoded; the SDK base64-decodes the key before signing.
         self.access_key = access_key or base64.b64encode(secrets.token_bytes(64)).decode()
@@ -205,7 +219,10 @@ class CallAutomationStandIn:
         self.rejected: list[tuple[str, str]] = []
         self.calls: dict[str, CallState] = {}
         # Identity the service answers as (answeredBy) and the default source of outbound calls.
-        self.resource_id = str(uuid.uuid4())
+        self.resource_id = resource_id or str(uuid.uuid4())
+        self.incoming: dict[str, IncomingCall] = {}  # by incomingCallContext
+        # Called after each operation that took effect (not replays, not errors), with its call if any.
+        self.observers: list[Callable[[RecordedRequest, CallState | None], None]] = []
         self.bot_user_id = f"8:acs:{self.resource_id}_{uuid.uuid4()}"
         self._endpoint: str | None = None
         self._runner: web.AppRunner | None = None
@@ -389,6 +406,11 @@ class CallAutomationStandIn:
         # Only successes are replayable, so a client retry after an error still gets a real attempt.
         if repeat_key is not None:
             self._repeatable[repeat_key] = (status, payload)
+        call = self.calls.get(rec.call_connection_id or "")
+        if call is None and isinstance(payload, dict):
+            call = self.calls.get(payload.get("callConnectionId", ""))
+        for observer in self.observers:
+            observer(rec, call)
         return self._respond(status, payload)
 
     @staticmethod
@@ -501,11 +523,25 @@ class CallAutomationStandIn:
             call.media_streaming_state = "active" if media.get("startMediaStreaming") else "inactive"
         return call
 
+    def _settle_incoming(self, context: str, outcome: str) -> IncomingCall | None:
+        """Mark an announced call as handled; a call can be answered, rejected or redirected once."""
+        incoming = self.incoming.get(context)
+        if incoming is None:
+            return None
+        if incoming.outcome is not None:
+            raise _AcsError(400, "8523", f"the incoming call was already {incoming.outcome.split(':')[0]}")
+        incoming.outcome = outcome
+        return incoming
+
     def _answer(self, rec: RecordedRequest) -> tuple[int, Any]:
         body = self._json_body(rec)
         context = _require_str(body, "incomingCallContext")
+        incoming = self._settle_incoming(context, "answered")
         call = self._new_call(body, "connected")
         call.incoming_call_context = context
+        if incoming is not None:  # the connection keeps the ids ACS announced the call with
+            call.correlation_id, call.server_call_id = incoming.correlation_id, incoming.server_call_id
+            call.source, call.targets = incoming.caller, [incoming.callee]
         call.answered_by = body.get("answeredBy") or {"id": self.bot_user_id}
         self.calls[call.call_connection_id] = call
         return 200, call.to_properties()
@@ -531,16 +567,18 @@ class CallAutomationStandIn:
 
     def _reject(self, rec: RecordedRequest) -> tuple[int, Any]:
         body = self._json_body(rec)
-        _require_str(body, "incomingCallContext")
+        context = _require_str(body, "incomingCallContext")
         reason = body.get("callRejectReason", "none")
         if reason not in ("none", "busy", "forbidden"):
             raise _AcsError(400, "BadRequest", f"unknown callRejectReason {reason!r}")
+        self._settle_incoming(context, f"rejected:{reason}")
         return 204, None
 
     def _redirect(self, rec: RecordedRequest) -> tuple[int, Any]:
         body = self._json_body(rec)
-        _require_str(body, "incomingCallContext")
+        context = _require_str(body, "incomingCallContext")
         _normalise_identifier(body.get("target"), "target")
+        self._settle_incoming(context, "redirected")
         return 204, None
 
     def _get(self, rec: RecordedRequest) -> tuple[int, Any]:

@@ -1,8 +1,10 @@
 """The ACS side of a media stream: dials the transport URL the way ACS does.
 
 It sends the upgrade with ACS's headers and JWT, then `AudioMetadata` and 20 ms `AudioData`
-frames, and records every message the media host sends back with its arrival time. ACS plays the
-audio it receives in real time and `StopAudio` discards what it still holds; `heard()` replays the
+frames, and records every message the media host sends back with its arrival time. Like ACS, a
+live leg (`start_stream`) sends a frame every 20 ms whether the caller speaks or not (`silent`
+flags the quiet ones); `say()` queues the caller's speech into that stream. ACS plays the audio it
+receives in real time and `StopAudio` discards what it still holds; `heard()` replays the
 recording through that model, so a test can ask what the caller actually heard, and when.
 """
 
@@ -14,10 +16,14 @@ import contextlib
 import json
 import time
 import uuid
+import wave
+from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 FRAME_S = 0.020
 
@@ -49,6 +55,9 @@ class MediaLeg:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received: list[Received] = field(default_factory=list)
     sent_frames: int = 0
+    spoken: list[tuple[float, bytes]] = field(default_factory=list)  # caller speech frames, by send time
+    _speech: deque[tuple[bytes, asyncio.Future[None] | None]] = field(default_factory=deque)
+    _streamer: asyncio.Task[None] | None = None
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
     _reader: asyncio.Task[None] | None = None
@@ -126,6 +135,72 @@ class MediaLeg:
             if realtime:
                 await asyncio.sleep(max(0.0, start + (n + 1) * FRAME_S - time.monotonic()))
 
+    def start_stream(self) -> None:
+        """Send a frame every 20 ms from now on, on a monotonic clock, as ACS does for a live call."""
+        self._streamer = asyncio.create_task(self._stream_forever())
+
+    def say(self, pcm: bytes) -> asyncio.Future[None]:
+        """Queue caller speech; the future completes when its last frame has been sent."""
+        step = self.frame_bytes
+        frames = [pcm[i : i + step].ljust(step, b"\0") for i in range(0, len(pcm), step)]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for n, frame in enumerate(frames):
+            self._speech.append((frame, done if n == len(frames) - 1 else None))
+        if not frames:
+            done.set_result(None)
+        return done
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._speech)
+
+    async def _stream_forever(self) -> None:
+        start = time.monotonic()
+        silence = bytes(self.frame_bytes)
+        n = 0
+        while not self.closed:
+            try:
+                if self._speech:
+                    frame, done = self._speech.popleft()
+                    self.spoken.append((time.monotonic(), frame))
+                    await self.send_audio(frame)
+                    if done is not None and not done.done():
+                        done.set_result(None)
+                else:
+                    await self.send_audio(silence, silent=True)
+            except ConnectionError:
+                return  # the media host closed the stream
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
+
+    def assistant_quiet_for(self) -> float:
+        """Seconds since the caller last heard assistant audio (inf if never)."""
+        heard = self.heard()
+        if not heard:
+            return float("inf")
+        return time.monotonic() - (heard[-1].start + FRAME_S)
+
+    def write_recording(self, path: Path, *, since: float | None = None) -> float:
+        """A stereo WAV, caller left and assistant right, as each was heard; returns its length in s."""
+        heard = self.heard()
+        starts = [t for t, _ in self.spoken] + [f.start for f in heard]
+        origin = since if since is not None else min(starts, default=time.monotonic())
+        end = max([t + FRAME_S for t in starts], default=origin)
+        length = int((end - origin) * self.sample_rate) + 1
+        stereo = np.zeros((length, 2), dtype="<i2")
+        for channel, frames in ((0, self.spoken), (1, [(f.start, f.pcm) for f in heard])):
+            for at, pcm in frames:
+                samples = np.frombuffer(pcm, dtype="<i2")
+                offset = max(0, int((at - origin) * self.sample_rate))
+                stereo[offset : offset + samples.size, channel] = samples[: max(0, length - offset)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(self.sample_rate)
+            out.writeframes(stereo.tobytes())
+        return length / self.sample_rate
+
     async def wait_for(self, kind: str, *, count: int = 1, timeout: float = 5.0) -> Received:
         """The `count`-th message of `kind` (waiting for it)."""
         async with asyncio.timeout(timeout):
@@ -172,6 +247,10 @@ class MediaLeg:
                 await asyncio.shield(self._reader)
 
     async def close(self) -> None:
+        if self._streamer is not None:
+            self._streamer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._streamer
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:

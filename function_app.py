@@ -1,0 +1,16 @@
+"""Azure Functions entry point (Python v2 model): the control plane's HTTP triggers.
+
+Only registration lives here; each function is a blueprint in functions/. FUNCTION is the default
+auth level, and every route states its own: a function key on the Event Grid webhook and the
+outbound-call API, anonymous on ACS callbacks (the ACS JWT is their authentication) and health.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions import callbacks, health, incoming_call, outbound_calls
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for module in (incoming_call, callbacks, outbound_calls, health):
+    app.register_functions(module.bp)

@@ -1,0 +1,1 @@
+"""Control plane: Azure Functions HTTP triggers that answer, follow and place calls."""

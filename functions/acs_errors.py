@@ -1,0 +1,56 @@
+"""Outcomes of Call Automation requests, sorted into "retrying may help" and "it will not".
+
+azure-core already retried transient statuses inside the client (see runtime.RETRY_TOTAL); what
+reaches here is final for this invocation. The caller decides what that means for its own sender
+(Event Grid retries on 503, an API client gets 502).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import aiohttp
+from azure.core.exceptions import AzureError, HttpResponseError
+
+from common.phone import mask_phone_numbers
+
+T = TypeVar("T")
+
+# 408 and 429 are the 4xx that do get better with time.
+_TRANSIENT_4XX = frozenset({408, 429})
+
+
+class AcsFailure(Exception):
+    """A Call Automation request failed; ``str(exc)`` is safe to log (numbers masked)."""
+
+    def __init__(self, message: str, *, status: int | None, transient: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+async def acs_request(request: Awaitable[T], *, timeout: float) -> T:
+    """Await one SDK call, bounded in time, turning every failure into AcsFailure."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request
+    except HttpResponseError as exc:
+        status = exc.status_code
+        # No status: the credential could not get a token (managed identity hiccup): worth a retry.
+        transient = status is None or status >= 500 or status in _TRANSIENT_4XX
+        detail = exc.error.message if exc.error is not None and exc.error.message else exc.message
+        code = f" ({exc.error.code})" if exc.error is not None and exc.error.code else ""
+        label = f"HTTP {status}" if status is not None else type(exc).__name__
+        raise AcsFailure(
+            f"{label}{code}: {mask_phone_numbers(str(detail))}", status=status, transient=transient
+        ) from None
+    except TimeoutError:
+        raise AcsFailure(f"no answer from ACS within {timeout:g}s", status=None, transient=True) from None
+    except (AzureError, aiohttp.ClientError) as exc:
+        raise AcsFailure(
+            f"ACS unreachable ({type(exc).__name__}: {mask_phone_numbers(str(exc))})",
+            status=None,
+            transient=True,
+        ) from None

@@ -1,0 +1,116 @@
+"""POST /api/callbacks: Call Automation events about the calls we answered or placed.
+
+Anonymous at the Functions level because ACS cannot send a function key: the ACS JWT is the
+authentication, verified (signature, issuer, audience, expiry) before the body is parsed. The
+answer is always quick; the one action taken here, hanging up a call whose media stream failed, is
+bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from common.acs_jwt import JwtRejected
+from common.phone import mask_phone_numbers
+
+from .acs_errors import AcsFailure, acs_request
+from .call_events import (
+    CallEvent,
+    CallTransferAccepted,
+    MediaStreamingEvent,
+    ParticipantsUpdated,
+    explain_media_failure,
+    parse_callback,
+)
+from .http import blueprint, error_response, json_response, misconfigured
+from .payload import PayloadError
+from .runtime import Runtime, runtime
+from .settings import ACS_CLIENT, ACS_JWT
+
+log = logging.getLogger(__name__)
+
+bp = blueprint()
+
+NEEDS = (*ACS_JWT, *ACS_CLIENT)
+HANG_UP_TIMEOUT_SECONDS = 5.0
+
+_INFO = frozenset({"CallConnected", "MediaStreamingStarted", "MediaStreamingStopped", "CallDisconnected"})
+_ERRORS = frozenset({"AnswerFailed", "CreateCallFailed", "CallTransferFailed"})
+
+
+@bp.function_name("callbacks")
+@bp.route(route="callbacks", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
+    rt = runtime()
+    missing = rt.settings.unusable(NEEDS)
+    if missing:
+        log.error("cannot accept Call Automation callbacks: %s unusable", ", ".join(missing))
+        return misconfigured(missing)
+    try:
+        await rt.jwt_verifier().verify_authorization(req.headers.get("Authorization"))
+    except JwtRejected as exc:
+        if exc.reason == "jwks_unavailable":
+            # Our outage, not the sender's fault: still nothing is acted on (fail closed).
+            log.error("cannot verify callbacks: %s", exc)
+            return error_response(503, f"cannot verify ACS tokens right now: {exc}")
+        log.warning("refused callback: %s (%s)", exc, exc.reason)
+        return error_response(401, f"ACS token rejected ({exc.reason}): {exc}")
+
+    try:
+        events = parse_callback(req.get_body())
+    except PayloadError as exc:
+        log.warning("refused callback body: %s", exc)
+        return error_response(exc.status, str(exc))
+    for event in events:
+        await _handle(rt, event)
+    return json_response({"received": len(events)})
+
+
+async def _handle(rt: Runtime, event: CallEvent) -> None:
+    dims = {"correlation_id": event.correlation_id or "", "call_connection_id": event.call_connection_id}
+    context = f", operation_context={event.operation_context}" if event.operation_context else ""
+    about = f"{event.type} (correlation_id={event.correlation_id}, call_connection_id={event.call_connection_id}{context})"
+    result = f": {mask_phone_numbers(str(event.result))}" if event.result is not None else ""
+    if isinstance(event, MediaStreamingEvent) and event.type == "MediaStreamingFailed":
+        log.error(
+            "%s%s status=%s details=%s. %s Hanging up so the caller is not left in silence.",
+            about,
+            result,
+            event.status,
+            event.status_details,
+            explain_media_failure(event),
+            extra=dims,
+        )
+        await _hang_up(rt, event, dims)
+    elif event.type in _ERRORS:
+        log.error("%s%s", about, result, extra=dims)
+    elif isinstance(event, CallTransferAccepted):
+        target = event.transfer_target.masked() if event.transfer_target else "unknown"
+        log.info("%s: transferred to %s", about, target, extra=dims)
+    elif isinstance(event, ParticipantsUpdated):
+        log.info(
+            "%s: %d participant(s), sequence %s",
+            about,
+            len(event.participants),
+            event.sequence_number,
+            extra=dims,
+        )
+    elif event.type in _INFO:
+        log.info("%s%s", about, result, extra=dims)
+    else:
+        log.debug("ignoring callback %s", about, extra=dims)
+
+
+async def _hang_up(rt: Runtime, event: CallEvent, dims: dict[str, str]) -> None:
+    connection = rt.call_automation().get_call_connection(event.call_connection_id)
+    try:
+        await acs_request(connection.hang_up(is_for_everyone=True), timeout=HANG_UP_TIMEOUT_SECONDS)
+    except AcsFailure as exc:
+        if exc.status == 404:
+            log.info("call %s had already ended", event.call_connection_id, extra=dims)
+        else:
+            log.error("could not hang up call %s: %s", event.call_connection_id, exc, extra=dims)
+        return
+    log.info("hung up call %s for everyone", event.call_connection_id, extra=dims)

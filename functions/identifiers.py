@@ -1,0 +1,66 @@
+"""ACS communication identifiers: the wire model (in events) and the SDK classes (in requests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azure.communication.callautomation import (
+    CommunicationIdentifier,
+    CommunicationUserIdentifier,
+    PhoneNumberIdentifier,
+)
+
+from common.phone import mask_phone
+from common.settings_reader import E164
+
+from .payload import PayloadError
+
+PHONE = "phoneNumber"
+ACS_USER = "communicationUser"
+_KINDS = (ACS_USER, PHONE, "microsoftTeamsUser", "microsoftTeamsApp", "teamsExtensionUser")
+
+
+@dataclass(frozen=True)
+class Identifier:
+    kind: str  # "phoneNumber" | "communicationUser" | a Teams kind | "unknown"
+    raw_id: str
+    phone_number: str | None = None  # E.164, only for phoneNumber identifiers that carry one
+
+    def masked(self) -> str:
+        """How the identity appears in logs and responses: phone numbers masked, ids as they are."""
+        if self.kind == PHONE:
+            return mask_phone(self.phone_number or self.raw_id.removeprefix("4:"))
+        return self.raw_id
+
+
+def parse_identifier(value: Any, where: str) -> Identifier:
+    """A CommunicationIdentifierModel (`{kind, rawId, phoneNumber: {value}, ...}`)."""
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be a communication identifier object")
+    raw_id = _text(value.get("rawId"))
+    # Older payloads omit `kind`: the nested object's key, or the rawId prefix, says it.
+    kind = _text(value.get("kind")) or next((k for k in _KINDS if isinstance(value.get(k), dict)), "")
+    if not kind:
+        kind = PHONE if raw_id.startswith("4:") else ACS_USER if raw_id.startswith("8:acs:") else "unknown"
+    nested = value.get(kind)
+    details: dict[str, Any] = nested if isinstance(nested, dict) else {}
+    phone: str | None = None
+    if kind == PHONE:
+        candidate = _text(details.get("value")) or raw_id.removeprefix("4:")
+        phone = candidate if E164.match(candidate) else None  # anonymous callers carry no number
+        raw_id = raw_id or (f"4:{phone}" if phone else "")
+    elif kind == ACS_USER:
+        raw_id = raw_id or _text(details.get("id"))
+    if not raw_id:
+        raise PayloadError(f"{where} has no rawId")
+    return Identifier(kind=kind, raw_id=raw_id, phone_number=phone)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def sdk_identifier(target: str) -> CommunicationIdentifier:
+    """A validated target (E.164 or ACS user id) as the SDK's identifier class."""
+    return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)

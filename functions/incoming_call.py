@@ -1,0 +1,193 @@
+"""POST /api/incoming-call: the Event Grid webhook that answers calls with bidirectional media.
+
+Event Grid delivers at least once, so a redelivered IncomingCall must neither be answered twice nor
+start an error storm: this instance skips calls it has handled (RecentKeys), and every answer/reject
+carries a Repeatability-Request-ID derived from the call, so ACS dedupes across instances too.
+Status codes steer Event Grid: 200 when retrying cannot help (done, ignored, or ACS said 4xx),
+503 when it can (ACS unreachable or 5xx), and the redelivery is safe for the reasons above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from enum import StrEnum
+
+import azure.functions as func
+from azure.communication.callautomation import CallRejectReason
+
+from .acs_errors import AcsFailure, acs_request
+from .event_grid import IncomingCall, OtherEvent, SubscriptionValidation, handshake_headers, parse_delivery
+from .http import blueprint, error_response, json_response, misconfigured
+from .identifiers import ACS_USER, PHONE, Identifier
+from .media_streaming import callback_url, media_streaming
+from .payload import PayloadError
+from .runtime import Runtime, runtime
+from .screening import screen
+from .settings import ACS_CLIENT, MEDIA, ControlSettings
+
+log = logging.getLogger(__name__)
+
+bp = blueprint()
+
+NEEDS = (
+    *ACS_CLIENT,
+    *MEDIA,
+    "ACS_RESOURCE_ID",
+    "ACS_PHONE_NUMBER",
+    "ACS_INBOUND_NUMBERS",
+    "CALLER_ALLOW_LIST",
+    "CALLER_DENY_LIST",
+    "AOAI_INBOUND_PROFILE",
+)
+ACS_TIMEOUT_SECONDS = 10.0  # well inside Event Grid's 30 s delivery timeout
+OPERATION_CONTEXT = "inbound-call"
+_REPEATABILITY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:acs-realtime-voice:repeatability")
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    REJECTED = "rejected"  # failed CALLER_ALLOW_LIST / CALLER_DENY_LIST
+    IGNORED = "ignored"  # not one of our identities
+    DUPLICATE = "duplicate"  # handled here already
+    FAILED = "failed"  # ACS refused (4xx): logged, not retried
+    RETRY = "retry"  # ACS unreachable or 5xx: Event Grid should redeliver
+
+
+@bp.function_name("incoming_call")
+@bp.route(route="incoming-call", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
+async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
+    if req.method.upper() == "OPTIONS":
+        origin = req.headers.get("WebHook-Request-Origin")
+        if not origin:
+            return error_response(
+                400, "OPTIONS is the CloudEvents handshake: WebHook-Request-Origin is missing"
+            )
+        log.info("CloudEvents subscription handshake from %s", origin)
+        return func.HttpResponse(status_code=200, headers=handshake_headers(origin))
+
+    try:
+        events = parse_delivery(req.get_body())
+    except PayloadError as exc:
+        log.warning("refused Event Grid delivery: %s", exc)
+        return error_response(exc.status, str(exc))
+
+    calls: list[IncomingCall] = []
+    for event in events:
+        if isinstance(event, SubscriptionValidation):
+            # Answered before any settings check: subscriptions are created while deploying.
+            log.info("Event Grid subscription validation answered")
+            return json_response({"validationResponse": event.validation_code})
+        if isinstance(event, OtherEvent):
+            log.info("ignoring Event Grid event %s (id %s)", event.event_type, event.event_id)
+        else:
+            calls.append(event)
+
+    counts: Counter[Outcome] = Counter()
+    if calls:
+        rt = runtime()
+        missing = rt.settings.unusable(NEEDS)
+        if missing:
+            log.error("cannot answer %d incoming call(s): %s unusable", len(calls), ", ".join(missing))
+            return misconfigured(missing)
+        counts.update(await asyncio.gather(*(_handle(rt, call) for call in calls)))
+
+    if counts[Outcome.RETRY]:
+        return error_response(
+            503, f"{counts[Outcome.RETRY]} call(s) could not be handled now (ACS unavailable); retry"
+        )
+    return json_response({outcome.value: counts[outcome] for outcome in Outcome if outcome != Outcome.RETRY})
+
+
+async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
+    dims = {"correlation_id": call.correlation_id or "", "call_connection_id": ""}
+    if not rt.handled_calls.claim(call.call_key):
+        log.info(
+            "duplicate delivery (event %s) of incoming call %s skipped",
+            call.event_id,
+            call.correlation_id,
+            extra=dims,
+        )
+        return Outcome.DUPLICATE
+    try:
+        return await _answer_or_turn_away(rt, call, dims)
+    except AcsFailure as exc:
+        if exc.transient:
+            rt.handled_calls.release(call.call_key)  # let the redelivery try again
+            log.warning(
+                "incoming call %s not handled, Event Grid will redeliver: %s",
+                call.correlation_id,
+                exc,
+                extra=dims,
+            )
+            return Outcome.RETRY
+        log.error("ACS refused incoming call %s (not retried): %s", call.correlation_id, exc, extra=dims)
+        return Outcome.FAILED
+
+
+async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, dims: dict[str, str]) -> Outcome:
+    s = rt.settings
+    who = f"call {call.correlation_id} from {call.caller.masked()} to {call.to.masked()}"
+    if not _is_ours(call.to, s):
+        log.info("ignoring %s: not one of our numbers or users", who, extra=dims)
+        return Outcome.IGNORED
+
+    client = rt.call_automation()
+    reason = screen(call.caller, s.caller_allow, s.caller_deny)
+    if reason is not None:
+        await acs_request(
+            client.reject_call(
+                call.incoming_call_context,
+                call_reject_reason=CallRejectReason.FORBIDDEN,
+                headers=_repeatability("reject", call),
+            ),
+            timeout=ACS_TIMEOUT_SECONDS,
+        )
+        log.warning("rejected %s: %s", who, reason, extra=dims)
+        return Outcome.REJECTED
+
+    answered = await acs_request(
+        client.answer_call(
+            call.incoming_call_context,
+            callback_url(s),
+            media_streaming=media_streaming(s, profile=s.inbound_profile),
+            operation_context=OPERATION_CONTEXT,
+            headers=_repeatability("answer", call),
+        ),
+        timeout=ACS_TIMEOUT_SECONDS,
+    )
+    dims["call_connection_id"] = answered.call_connection_id or ""
+    log.info(
+        "answered %s: call_connection_id=%s profile=%s",
+        who,
+        answered.call_connection_id,
+        s.inbound_profile or "(default)",
+        extra=dims,
+    )
+    return Outcome.ANSWERED
+
+
+def _is_ours(to: Identifier, s: ControlSettings) -> bool:
+    if to.kind == PHONE:
+        return to.phone_number is not None and (not s.inbound_numbers or to.phone_number in s.inbound_numbers)
+    if to.kind == ACS_USER:
+        return to.raw_id.lower().startswith(f"8:acs:{s.resource_id.lower()}_")
+    return False
+
+
+def _repeatability(operation: str, call: IncomingCall) -> dict[str, str]:
+    """The same headers for every delivery of this call's event, so ACS answers at most once.
+
+    The SDK keeps caller-supplied values (it only fills in missing ones). First-Sent is the event's
+    own time, so redeliveries send byte-identical requests; never later than now.
+    """
+    now = datetime.now(UTC)
+    first_sent = min(call.event_time, now) if call.event_time is not None else now
+    return {
+        "Repeatability-Request-ID": str(uuid.uuid5(_REPEATABILITY_NAMESPACE, f"{operation}:{call.call_key}")),
+        "Repeatability-First-Sent": format_datetime(first_sent.astimezone(UTC), usegmt=True),
+    }

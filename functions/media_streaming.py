@@ -1,0 +1,47 @@
+"""Where ACS sends a call's events and its audio: the callback URL and the media streaming options.
+
+Inbound and outbound calls stream the same way. The transport URL is the only thing that crosses to
+the media host, so per-call context (the instructions profile) rides in its query string.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from azure.communication.callautomation import (
+    AudioFormat,
+    MediaStreamingAudioChannelType,
+    MediaStreamingContentType,
+    MediaStreamingOptions,
+    StreamingTransportType,
+)
+
+from .settings import ControlSettings
+
+CALLBACK_PATH = "/api/callbacks"
+MEDIA_PATH = "/ws/media"
+
+
+def callback_url(settings: ControlSettings) -> str:
+    return settings.callback_host + CALLBACK_PATH
+
+
+def transport_url(settings: ControlSettings, *, profile: str | None) -> str:
+    parts = urlsplit(settings.media_host_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)  # keep whatever the operator put there
+    if profile is not None:
+        query.append(("profile", profile))
+    path = parts.path.rstrip("/") + MEDIA_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def media_streaming(settings: ControlSettings, *, profile: str | None) -> MediaStreamingOptions:
+    return MediaStreamingOptions(
+        transport_url=transport_url(settings, profile=profile),
+        transport_type=StreamingTransportType.WEBSOCKET,
+        content_type=MediaStreamingContentType.AUDIO,
+        audio_channel_type=MediaStreamingAudioChannelType.MIXED,  # one stream: the model hears the call
+        start_media_streaming=True,  # otherwise ACS waits for a start_media_streaming() request
+        enable_bidirectional=True,  # the model's voice goes back into the call over the same socket
+        audio_format=AudioFormat(settings.audio_format),  # pcm24KMono: the model's own rate, no resampling
+    )

@@ -1,0 +1,127 @@
+"""POST /api/calls: place an outbound call that streams to the media host exactly like an inbound one.
+
+Body: `{"target": "+14255550100" | "8:acs:...", "profile": "<optional instructions profile>"}`.
+Answers 202 with the call connection id as soon as ACS has accepted the request (the callee may
+still be ringing; CallConnected or CreateCallFailed arrives at /api/callbacks).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import azure.functions as func
+from azure.communication.callautomation import PhoneNumberIdentifier
+
+from common.phone import mask_phone
+from common.settings_reader import ACS_USER, E164
+
+from .acs_errors import AcsFailure, acs_request
+from .http import blueprint, error_response, json_response, misconfigured
+from .identifiers import sdk_identifier
+from .media_streaming import callback_url, media_streaming
+from .payload import PayloadError, decode_json
+from .profiles import profile_problem
+from .runtime import runtime
+from .settings import ACS_CLIENT, MEDIA
+
+log = logging.getLogger(__name__)
+
+bp = blueprint()
+
+NEEDS = (*ACS_CLIENT, *MEDIA, "ACS_PHONE_NUMBER")
+FIELDS = ("target", "profile")
+ACS_TIMEOUT_SECONDS = 10.0
+OPERATION_CONTEXT = "outbound-call"
+_TARGET_FORMS = "an E.164 number (+14255550100) or an ACS user id (8:acs:<resource id>_<user>)"
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    target: str
+    profile: str | None
+
+    @property
+    def is_pstn(self) -> bool:
+        return self.target.startswith("+")
+
+    def masked_target(self) -> str:
+        return mask_phone(self.target) if self.is_pstn else self.target
+
+
+def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
+    """Validate the body; messages never echo a submitted number."""
+    value = decode_json(body)
+    if not isinstance(value, dict):
+        raise PayloadError('body must be a JSON object like {"target": "+14255550100"}')
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise PayloadError(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+    target = value.get("target")
+    if target is None:
+        raise PayloadError(f"target is required: {_TARGET_FORMS}")
+    if not isinstance(target, str) or not (E164.match(target) or ACS_USER.match(target)):
+        raise PayloadError(f"target must be {_TARGET_FORMS}")
+    profile = value.get("profile")
+    if profile is not None:
+        if not isinstance(profile, str):
+            raise PayloadError("profile must be a string")
+        problem = profile_problem(profiles_dir, profile)
+        if problem is not None:
+            raise PayloadError(problem)
+    return OutboundRequest(target=target, profile=profile)
+
+
+@bp.function_name("start_call")
+@bp.route(route="calls", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def start_call(req: func.HttpRequest) -> func.HttpResponse:
+    rt = runtime()
+    s = rt.settings
+    missing = s.unusable(NEEDS)
+    if missing:
+        log.error("cannot place calls: %s unusable", ", ".join(missing))
+        return misconfigured(missing)
+    try:
+        request = parse_request(req.get_body(), s.profiles_dir)
+    except PayloadError as exc:
+        return error_response(exc.status, str(exc))
+    if request.is_pstn and s.phone_number is None:
+        return error_response(
+            409,
+            "calling a phone number needs a caller id: set ACS_PHONE_NUMBER to a number of this ACS resource",
+        )
+
+    caller_id = PhoneNumberIdentifier(s.phone_number) if request.is_pstn and s.phone_number else None
+    try:
+        created = await acs_request(
+            rt.call_automation().create_call(
+                sdk_identifier(request.target),
+                callback_url(s),
+                source_caller_id_number=caller_id,
+                media_streaming=media_streaming(s, profile=request.profile),
+                operation_context=OPERATION_CONTEXT,
+            ),
+            timeout=ACS_TIMEOUT_SECONDS,
+        )
+    except AcsFailure as exc:
+        log.error("could not call %s: %s", request.masked_target(), exc)
+        if exc.status is None:
+            return error_response(503, f"ACS is unavailable, try again: {exc}")
+        return error_response(502, f"ACS refused the call: {exc}")
+
+    dims = {
+        "correlation_id": created.correlation_id or "",
+        "call_connection_id": created.call_connection_id or "",
+    }
+    log.info(
+        "calling %s: correlation_id=%s call_connection_id=%s profile=%s",
+        request.masked_target(),
+        created.correlation_id,
+        created.call_connection_id,
+        request.profile or "(default)",
+        extra=dims,
+    )
+    return json_response(
+        {"callConnectionId": created.call_connection_id, "target": request.masked_target()}, status=202
+    )

@@ -1,0 +1,110 @@
+"""The control plane's process-wide objects: settings, one Call Automation client, one JWT verifier.
+
+Created on first use, not at import: indexing must succeed whatever the settings say. The Functions
+worker runs every async handler on one event loop, so one client and one verifier serve all
+invocations. Both are bound to that loop, which is why tests (a loop per test) call reset().
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from azure.communication.callautomation.aio import CallAutomationClient
+from azure.core.credentials import AzureKeyCredential
+from azure.identity.aio import DefaultAzureCredential
+
+from common.acs_jwt import AcsJwtVerifier
+from common.settings_reader import parse_connection_string
+
+from .dedupe import RecentKeys
+from .settings import ControlSettings
+
+log = logging.getLogger(__name__)
+# azure-core logs every request and response (headers redacted) at INFO: noise in Application
+# Insights at the host's Information level. Failures still surface, through our own log lines.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+# azure-core retries 408/429/5xx and connection errors by itself. Few and quick: a ringing call does
+# not wait long, and Event Grid's own redelivery (we answer 503) is the slower second line.
+RETRY_TOTAL = 2
+ACS_ATTEMPTS = RETRY_TOTAL + 1
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": RETRY_TOTAL,
+    "retry_backoff_factor": 0.2,
+    "connection_timeout": 5,
+    "read_timeout": 10,
+}
+
+
+class Runtime:
+    def __init__(self, settings: ControlSettings) -> None:
+        self.settings = settings
+        # IncomingCall deliveries already handled here (see dedupe.py).
+        self.handled_calls = RecentKeys(ttl_seconds=15 * 60, max_keys=10_000)
+        self._client: CallAutomationClient | None = None
+        self._credential: DefaultAzureCredential | None = None
+        self._verifier: AcsJwtVerifier | None = None
+
+    def call_automation(self) -> CallAutomationClient:
+        """The async client; callers have checked that the ACS client settings are usable."""
+        if self._client is None:
+            s = self.settings
+            if s.connection_string:
+                endpoint, key = parse_connection_string(s.connection_string)
+                # from_connection_string would rewrite http:// to https://, and the HMAC policy signs
+                # the endpoint's host verbatim (a trailing slash included): so build it by hand.
+                self._client = CallAutomationClient(
+                    endpoint.rstrip("/"), AzureKeyCredential(key), **_CLIENT_OPTIONS
+                )
+            else:
+                # Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one).
+                self._credential = DefaultAzureCredential()
+                self._client = CallAutomationClient(
+                    (s.acs_endpoint or "").rstrip("/"), self._credential, **_CLIENT_OPTIONS
+                )
+        return self._client
+
+    def jwt_verifier(self) -> AcsJwtVerifier:
+        if self._verifier is None:
+            s = self.settings
+            self._verifier = AcsJwtVerifier(
+                audience=s.resource_id, issuer=s.jwt_issuer, openid_config_url=s.openid_config_url
+            )
+        return self._verifier
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        if self._credential is not None:
+            await self._credential.close()
+        if self._verifier is not None:
+            await self._verifier.close()
+
+
+@dataclass
+class _Slot:
+    runtime: Runtime | None = None
+
+
+_slot = _Slot()
+
+
+def runtime() -> Runtime:
+    if _slot.runtime is None:
+        settings = ControlSettings.from_env(os.environ)
+        if settings.problems:
+            # Once per process, every problem at once; functions needing a bad setting answer 503.
+            messages = sorted(set(settings.problems.values()))
+            log.error("control plane settings are invalid:\n  - %s", "\n  - ".join(messages))
+        _slot.runtime = Runtime(settings)
+    return _slot.runtime
+
+
+async def reset() -> None:
+    """Close and forget everything, so the next use re-reads settings (in this event loop)."""
+    current, _slot.runtime = _slot.runtime, None
+    if current is not None:
+        await current.close()

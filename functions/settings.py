@@ -1,0 +1,178 @@
+"""Control-plane settings: read and validated once per process, every problem named.
+
+Unlike the media host, a bad setting must not stop the process: the Functions worker would then
+index nothing and even /api/health would be dark. So problems are kept per setting name; each
+function names the settings it needs and answers 503 when one of them is bad.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
+from common.settings_reader import E164, SettingsReader
+
+from .profiles import profile_problem
+from .screening import CallerList, parse_caller_list
+
+T = TypeVar("T")
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+AUDIO_FORMATS = {"pcm24kmono": "pcm24KMono", "pcm16kmono": "pcm16KMono"}  # SettingsReader lowercases
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+# What each function needs; a problem with any of them makes that function answer 503.
+ACS_CLIENT = ("ACS_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING")
+ACS_JWT = ("ACS_RESOURCE_ID", "ACS_JWT_ISSUER", "ACS_OPENID_CONFIG_URL")
+MEDIA = ("CALLBACK_URI_HOST", "MEDIA_HOST_URL", "MEDIA_AUDIO_FORMAT", "AOAI_PROFILES_DIR")
+
+# Every setting /api/health reports on (present and valid), never with its value.
+SETTING_NAMES = (
+    *ACS_JWT,
+    *ACS_CLIENT,
+    "AZURE_CLIENT_ID",
+    *MEDIA,
+    "AOAI_INBOUND_PROFILE",
+    "ACS_PHONE_NUMBER",
+    "ACS_INBOUND_NUMBERS",
+    "CALLER_ALLOW_LIST",
+    "CALLER_DENY_LIST",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    resource_id: str  # the ACS immutable resource id: JWT audience, and the prefix of our ACS users
+    jwt_issuer: str
+    openid_config_url: str
+    acs_endpoint: str | None  # managed identity path
+    connection_string: str | None  # local development path
+    callback_host: str  # https://<function app>; callbacks go to <it>/api/callbacks
+    media_host_url: str  # wss://<media host>; ACS dials <it>/ws/media
+    audio_format: str  # wire value: pcm24KMono | pcm16KMono
+    profiles_dir: Path
+    inbound_profile: str | None
+    phone_number: str | None  # our caller id for PSTN calls
+    inbound_numbers: frozenset[str]  # empty: any number of the resource is ours
+    caller_allow: CallerList | None
+    caller_deny: CallerList | None
+    present: frozenset[str]  # names of the settings that are set (non-empty)
+    problems: Mapping[str, str]  # setting name -> what is wrong with it
+
+    def unusable(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name in self.problems]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, app_root: Path = APP_ROOT) -> ControlSettings:
+        r = SettingsReader(env)
+        problems: dict[str, str] = {}
+
+        def problem(name: str, message: str) -> None:
+            problems[name] = f"{problems[name]}; {message}" if name in problems else message
+
+        def read(name: str, reader: Callable[[str], T]) -> T:
+            # SettingsReader collects messages; remember which setting each one belongs to.
+            start = len(r.problems)
+            value = reader(name)
+            for message in r.problems[start:]:
+                problem(name, message)
+            return value
+
+        http = ("https", "http")  # http only reaches a local emulator; real ACS insists on https
+        resource_id = read("ACS_RESOURCE_ID", r.required)
+        if resource_id and not _GUID.match(resource_id):
+            problem(
+                "ACS_RESOURCE_ID",
+                "ACS_RESOURCE_ID must be the ACS resource's immutable resource id (a GUID), not its ARM path",
+            )
+        acs_endpoint = read("ACS_ENDPOINT", lambda n: r.optional_url(n, schemes=http))
+        connection_string = read("AZURE_COMMUNICATION_CONNECTION_STRING", r.connection_string)
+        if not (acs_endpoint or connection_string) and not set(ACS_CLIENT) & problems.keys():
+            for name in ACS_CLIENT:
+                problem(
+                    name,
+                    "ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING is required "
+                    "to answer and place calls",
+                )
+
+        profiles_dir = Path(r.text("AOAI_PROFILES_DIR", "prompts"))
+        profiles_dir = profiles_dir if profiles_dir.is_absolute() else app_root / profiles_dir
+        if r.optional("AOAI_PROFILES_DIR") and not profiles_dir.is_dir():
+            problem("AOAI_PROFILES_DIR", f"AOAI_PROFILES_DIR={str(profiles_dir)!r} is not a directory")
+        inbound_profile = r.optional("AOAI_INBOUND_PROFILE")
+        if inbound_profile is not None:
+            reason = profile_problem(profiles_dir, inbound_profile)
+            if reason is not None:
+                problem("AOAI_INBOUND_PROFILE", f"AOAI_INBOUND_PROFILE: {reason}")
+
+        # Numbers are personal data: problems say which entry, never the value.
+        phone_number = r.optional("ACS_PHONE_NUMBER")
+        if phone_number is not None and not E164.match(phone_number):
+            problem("ACS_PHONE_NUMBER", "ACS_PHONE_NUMBER is not an E.164 number (+14255550100)")
+            phone_number = None
+        inbound = _entries(r.optional("ACS_INBOUND_NUMBERS") or "")
+        for position, number in enumerate(inbound, start=1):
+            if not E164.match(number):
+                problem(
+                    "ACS_INBOUND_NUMBERS",
+                    f"ACS_INBOUND_NUMBERS entry #{position} is not an E.164 number (+14255550100)",
+                )
+        inbound_numbers = frozenset(inbound or ([phone_number] if phone_number else []))
+
+        lists: dict[str, CallerList | None] = {}
+        for name in ("CALLER_ALLOW_LIST", "CALLER_DENY_LIST"):
+            raw = r.optional(name)
+            lists[name] = None
+            if raw is not None:
+                parsed, list_problems = parse_caller_list(name, raw)
+                lists[name] = parsed
+                for message in list_problems:
+                    problem(name, message)
+
+        insights = r.optional("APPLICATIONINSIGHTS_CONNECTION_STRING")
+        if insights is not None and "instrumentationkey=" not in insights.lower():
+            problem(
+                "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                "APPLICATIONINSIGHTS_CONNECTION_STRING has no InstrumentationKey=",
+            )
+
+        return cls(
+            resource_id=resource_id,
+            jwt_issuer=read("ACS_JWT_ISSUER", lambda n: r.url(n, ACS_ISSUER, schemes=http)),
+            openid_config_url=read(
+                "ACS_OPENID_CONFIG_URL", lambda n: r.url(n, ACS_OPENID_CONFIG_URL, schemes=http)
+            ),
+            acs_endpoint=acs_endpoint,
+            connection_string=connection_string,
+            callback_host=read("CALLBACK_URI_HOST", lambda n: r.required_url(n, schemes=http)),
+            media_host_url=_websocket_url(
+                read("MEDIA_HOST_URL", lambda n: r.required_url(n, schemes=("wss", "ws", "https", "http")))
+            ),
+            audio_format=AUDIO_FORMATS[
+                read("MEDIA_AUDIO_FORMAT", lambda n: r.choice(n, "pcm24kmono", tuple(AUDIO_FORMATS)))
+            ],
+            profiles_dir=profiles_dir,
+            inbound_profile=inbound_profile,
+            phone_number=phone_number,
+            inbound_numbers=inbound_numbers,
+            caller_allow=lists["CALLER_ALLOW_LIST"],
+            caller_deny=lists["CALLER_DENY_LIST"],
+            present=frozenset(name for name in SETTING_NAMES if r.optional(name) is not None),
+            problems=problems,
+        )
+
+
+def _entries(raw: str) -> list[str]:
+    return [entry.strip() for entry in raw.split(",") if entry.strip()]
+
+
+def _websocket_url(url: str) -> str:
+    # The Container App's URL is usually copied as https://; ACS needs the WebSocket scheme.
+    scheme, sep, rest = url.partition("://")
+    return {"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest
