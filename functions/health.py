@@ -14,10 +14,11 @@ from importlib import metadata
 
 import azure.functions as func
 
+from common.profiles import APP_ROOT, available_profiles
+
 from .http import blueprint, json_response
-from .profiles import available_profiles
 from .runtime import runtime
-from .settings import APP_ROOT, SETTING_NAMES
+from .settings import SETTING_NAMES
 
 bp = blueprint()
 

@@ -15,6 +15,7 @@ import azure.functions as func
 from azure.communication.callautomation import PhoneNumberIdentifier
 
 from common.phone import mask_phone
+from common.profiles import profile_problem
 from common.settings_reader import ACS_USER, E164
 
 from .acs_errors import AcsFailure, acs_request
@@ -22,7 +23,6 @@ from .http import blueprint, error_response, json_response, misconfigured
 from .identifiers import sdk_identifier
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
-from .profiles import profile_problem
 from .runtime import runtime
 from .settings import ACS_CLIENT, MEDIA
 

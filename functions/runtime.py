@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.communication.callautomation.aio import CallAutomationClient
-from azure.core.credentials import AzureKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
 from common.acs_jwt import AcsJwtVerifier
-from common.settings_reader import parse_connection_string
+from common.call_automation import call_automation_client
 
 from .dedupe import RecentKeys
 from .settings import ControlSettings
@@ -52,19 +51,16 @@ class Runtime:
         """The async client; callers have checked that the ACS client settings are usable."""
         if self._client is None:
             s = self.settings
-            if s.connection_string:
-                endpoint, key = parse_connection_string(s.connection_string)
-                # from_connection_string would rewrite http:// to https://, and the HMAC policy signs
-                # the endpoint's host verbatim (a trailing slash included): so build it by hand.
-                self._client = CallAutomationClient(
-                    endpoint.rstrip("/"), AzureKeyCredential(key), **_CLIENT_OPTIONS
-                )
-            else:
-                # Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one).
+            if (
+                not s.connection_string
+            ):  # managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one)
                 self._credential = DefaultAzureCredential()
-                self._client = CallAutomationClient(
-                    (s.acs_endpoint or "").rstrip("/"), self._credential, **_CLIENT_OPTIONS
-                )
+            self._client = call_automation_client(
+                connection_string=s.connection_string,
+                endpoint=s.acs_endpoint,
+                credential=self._credential,
+                **_CLIENT_OPTIONS,
+            )
         return self._client
 
     def jwt_verifier(self) -> AcsJwtVerifier:

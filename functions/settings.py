@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
+from common.profiles import APP_ROOT, DEFAULT_PROFILES_DIR, profile_problem, resolve_profiles_dir
 from common.settings_reader import E164, SettingsReader
 
-from .profiles import profile_problem
 from .screening import CallerList, parse_caller_list
 
 T = TypeVar("T")
 
-APP_ROOT = Path(__file__).resolve().parent.parent
 
 AUDIO_FORMATS = {"pcm24kmono": "pcm24KMono", "pcm16kmono": "pcm16KMono"}  # SettingsReader lowercases
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -101,8 +100,7 @@ class ControlSettings:
                     "to answer and place calls",
                 )
 
-        profiles_dir = Path(r.text("AOAI_PROFILES_DIR", "prompts"))
-        profiles_dir = profiles_dir if profiles_dir.is_absolute() else app_root / profiles_dir
+        profiles_dir = resolve_profiles_dir(r.text("AOAI_PROFILES_DIR", DEFAULT_PROFILES_DIR), app_root)
         if r.optional("AOAI_PROFILES_DIR") and not profiles_dir.is_dir():
             problem("AOAI_PROFILES_DIR", f"AOAI_PROFILES_DIR={str(profiles_dir)!r} is not a directory")
         inbound_profile = r.optional("AOAI_INBOUND_PROFILE")

@@ -119,6 +119,13 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
         call_connection_id=request.headers.get("x-ms-call-connection-id", "unknown"),
         correlation_id=request.headers.get("x-ms-call-correlation-id", "unknown"),
     )
+    instructions = host.settings.model.instructions
+    profile = request.query.get("profile")
+    if profile is not None:
+        if profile in host.settings.profiles:
+            instructions = host.settings.profiles[profile]
+        else:  # the call goes on with the default rather than failing on a deployment mismatch
+            log.warning("unknown instructions profile %r; using the default instructions", profile[:40])
     # aiohttp would close the socket on an over-limit message; allow headroom and drop them ourselves
     ws = web.WebSocketResponse(max_msg_size=max(4 * host.settings.max_frame_bytes, 1 << 20), timeout=2.0)
     host.reserved += 1
@@ -129,6 +136,7 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     session = CallSession(
         ws=ws,
         info=info,
+        instructions=instructions,
         settings=host.settings,
         connector=host.connector,
         control=host.control,

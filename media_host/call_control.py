@@ -1,9 +1,4 @@
-"""Mid-call actions through the async Call Automation client (hang up, transfer).
-
-Managed identity via ACS_ENDPOINT in Azure; the connection string for local development. The
-client is built from endpoint + AzureKeyCredential rather than `from_connection_string`, which
-silently rewrites http:// to https:// and so cannot reach a local emulator.
-"""
+"""Mid-call actions through the async Call Automation client (hang up, transfer)."""
 
 from __future__ import annotations
 
@@ -13,10 +8,9 @@ from azure.communication.callautomation import (
     PhoneNumberIdentifier,
 )
 from azure.communication.callautomation.aio import CallAutomationClient
-from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 
-from common.settings_reader import parse_connection_string
+from common.call_automation import call_automation_client
 
 from .settings import AcsSettings
 
@@ -31,13 +25,11 @@ class CallControl:
 
     @classmethod
     def from_settings(cls, acs: AcsSettings, credential: AsyncTokenCredential | None) -> CallControl:
-        if acs.connection_string:
-            endpoint, key = parse_connection_string(acs.connection_string)
-            # the HMAC policy signs the endpoint's host verbatim: a trailing slash would be signed too
-            return cls(CallAutomationClient(endpoint.rstrip("/"), AzureKeyCredential(key)))
-        if acs.endpoint is None or credential is None:
-            raise ValueError("ACS_ENDPOINT with a credential, or a connection string, is required")
-        return cls(CallAutomationClient(acs.endpoint, credential))
+        return cls(
+            call_automation_client(
+                connection_string=acs.connection_string, endpoint=acs.endpoint, credential=credential
+            )
+        )
 
     async def hang_up(self, call_connection_id: str) -> None:
         await self._client.get_call_connection(call_connection_id).hang_up(is_for_everyone=True)

@@ -79,6 +79,7 @@ class CallSession:
         *,
         ws: web.WebSocketResponse,
         info: CallInfo,
+        instructions: str,
         settings: MediaSettings,
         connector: ModelConnector,
         control: CallControl,
@@ -86,6 +87,7 @@ class CallSession:
     ) -> None:
         self.ws = ws
         self.info = info
+        self.instructions = instructions
         self.settings = settings
         self._connector = connector
         self._control = control
@@ -302,7 +304,7 @@ class CallSession:
 
     def _session_config(self, *, restore: bool) -> rt.SessionConfig:
         m = self.settings.model
-        instructions = m.instructions
+        instructions = self.instructions
         if restore and self.turns:
             history = "\n".join(f"{t.role.title()}: {t.text}" for t in self.turns if t.text)
             instructions += (

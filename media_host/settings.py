@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
+from common.profiles import DEFAULT_PROFILES_DIR, load_profiles, resolve_profiles_dir
 from common.settings_reader import SettingsReader
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
@@ -63,6 +64,7 @@ class MediaSettings:
     max_frame_bytes: int
     max_buffered_seconds: float  # caller audio held while the model socket (re)connects
     tool_timeout_seconds: float
+    profiles: Mapping[str, str]  # instructions by profile name, chosen per call with ?profile=
     extra_tools: str | None  # "package.module:factory" returning more tools
     log_level: str
 
@@ -110,8 +112,18 @@ class MediaSettings:
             max_frame_bytes=int(r.number("MEDIA_MAX_FRAME_BYTES", 65_536, low=4096, high=4_194_304)),
             max_buffered_seconds=r.number("MEDIA_MAX_BUFFERED_SECONDS", 10, low=0.5, high=120),
             tool_timeout_seconds=r.number("TOOL_TIMEOUT_SECONDS", 20, low=0.5, high=600),
+            profiles=_profiles(r),
             extra_tools=r.optional("MEDIA_EXTRA_TOOLS"),
             log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
         )
         r.check("media host")
         return settings
+
+
+def _profiles(r: SettingsReader) -> dict[str, str]:
+    directory = resolve_profiles_dir(r.text("AOAI_PROFILES_DIR", DEFAULT_PROFILES_DIR))
+    if not directory.is_dir():
+        if r.optional("AOAI_PROFILES_DIR") is not None:
+            r.problems.append(f"AOAI_PROFILES_DIR={str(directory)!r} is not a directory")
+        return {}
+    return load_profiles(directory)

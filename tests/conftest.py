@@ -86,7 +86,9 @@ class MediaHostUnderTest:
             while len(self.state.calls) != count:
                 await asyncio.sleep(0.01)
 
-    async def call(self, *, sample_rate: int = 24_000, token: str | None = "valid") -> MediaLeg:
+    async def call(
+        self, *, sample_rate: int = 24_000, token: str | None = "valid", query: str = ""
+    ) -> MediaLeg:
         """Open a media stream the way ACS does, with a fresh valid JWT unless told otherwise.
 
         The call is registered with the Call Automation stand-in first, as answering it would have.
@@ -95,7 +97,7 @@ class MediaHostUnderTest:
         register_call(self.acs, leg)
         if token == "valid":
             token = self.issuer.sign(audience=AUDIENCE, lifetime_seconds=86_400)
-        await leg.connect(self.ws_url, token)
+        await leg.connect(self.ws_url + (f"?{query}" if query else ""), token)
         return leg
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -12,11 +13,13 @@ import pytest
 
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.tokens import AcsTokenIssuer, unsigned_token
+from media_host.settings import DEFAULT_INSTRUCTIONS
 from tests.conftest import AUDIENCE, StartMediaHost
 from tests.fake_realtime import FakeRealtime
 from tests.signals import constant, dominant_frequency, samples, snr_against_sine, tone
 
 FRAME_24K = 960
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_session_opens_with_ga_config_and_greeting(
@@ -40,6 +43,19 @@ async def test_session_opens_with_ga_config_and_greeting(
     assert session["audio"]["input"]["transcription"]["model"] == "whisper-1"
     assert [t["name"] for t in session["tools"]] == ["end_call"]  # no TRANSFER_TARGET, no transfer tool
     await leg.close()
+
+
+async def test_transport_url_profile_picks_the_instructions(
+    start_media_host: StartMediaHost, model: FakeRealtime
+) -> None:
+    host = await start_media_host()
+    booking, unknown = await host.call(query="profile=restaurant"), await host.call(query="profile=nope")
+    sessions = [await (await model.socket(i)).wait_for("session.update") for i in (0, 1)]
+    by_profile = {session["session"]["instructions"] for session in sessions}
+    restaurant = (ROOT / "prompts" / "restaurant.txt").read_text(encoding="utf-8").strip()
+    assert by_profile == {restaurant, DEFAULT_INSTRUCTIONS}
+    await booking.close()
+    await unknown.close()
 
 
 async def test_24k_caller_audio_reaches_model_byte_exact(

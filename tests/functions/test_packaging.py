@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from functions.profiles import available_profiles
+from common.profiles import available_profiles
 from functions.settings import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,10 @@
 """Instruction profiles: `<AOAI_PROFILES_DIR>/<name>.txt`, chosen per call by name.
 
-The control plane only checks that a profile exists and passes its name to the media host in the
-transport URL (`?profile=<name>`); the media host loads the text. The strict name pattern keeps the
-name safe to use as a file name there (no path separators, no dots).
+The control plane checks that a profile exists and passes its name to the media host in the
+transport URL (`?profile=<name>`); the media host loads the texts at start-up and uses the named
+one for that call. The strict name pattern keeps a name safe as a file name (no separators, no dots).
+Both apps resolve a relative AOAI_PROFILES_DIR against the app root (the repository root locally,
+/app in the container), so they read the same files.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ def available_profiles(directory: Path) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.txt") if p.is_file() and PROFILE_NAME.match(p.stem))
 
 
+def load_profiles(directory: Path) -> dict[str, str]:
+    return {
+        name: (directory / f"{name}.txt").read_text(encoding="utf-8").strip()
+        for name in available_profiles(directory)
+    }
+
+
 def profile_problem(directory: Path, name: str) -> str | None:
     """Why `name` cannot be used as a profile, or None. Lists the profiles that can."""
     available = available_profiles(directory)
@@ -28,3 +37,12 @@ def profile_problem(directory: Path, name: str) -> str | None:
     if not PROFILE_NAME.match(name):
         return f"profile names match {PROFILE_NAME.pattern}; available profiles: {choices}"
     return f"unknown profile {name!r}; available profiles: {choices}"
+
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROFILES_DIR = "prompts"
+
+
+def resolve_profiles_dir(value: str, app_root: Path = APP_ROOT) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else app_root / path
