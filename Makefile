@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup lint test run bench clean
+.PHONY: setup demo up lint test run bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt
+$(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt emulators/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# One complete simulated phone call through the whole stack, no Azure needed.
+demo: setup
+	$(BIN)/python -m local_stack demo
+
+# The whole stack on one port (PORT, default 8000) for a person, or for a real ACS number via a tunnel.
+up: setup
+	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m local_stack up --port $${PORT:-8000}
 
 lint: setup
 	$(BIN)/ruff check .

@@ -93,7 +93,7 @@ class CallSession:
         self._control = control
         self._tools = {tool.name: tool for tool in tools}
         self._tool_ctx = ToolContext(info.call_connection_id, info.correlation_id, control, settings)
-        self._started = time.monotonic()
+        self.started_at = time.monotonic()
         self.turns: list[Turn] = []
         self.stats = CallStats()
         self.end_reason: str | None = None
@@ -120,7 +120,7 @@ class CallSession:
 
     @property
     def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self._started) * 1000)
+        return int((time.monotonic() - self.started_at) * 1000)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:

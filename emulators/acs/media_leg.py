@@ -55,6 +55,7 @@ class MediaLeg:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received: list[Received] = field(default_factory=list)
     sent_frames: int = 0
+    connected_at: float = 0.0  # monotonic time the upgrade succeeded
     spoken: list[tuple[float, bytes]] = field(default_factory=list)  # caller speech frames, by send time
     _speech: deque[tuple[bytes, asyncio.Future[None] | None]] = field(default_factory=deque)
     _streamer: asyncio.Task[None] | None = None
@@ -83,6 +84,7 @@ class MediaLeg:
         except BaseException:
             await self._session.close()
             raise
+        self.connected_at = time.monotonic()
         self._reader = asyncio.create_task(self._read())
         await self.send_json(
             {

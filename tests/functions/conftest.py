@@ -7,7 +7,6 @@ and settings come from the environment, as in Azure.
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,9 +17,9 @@ import pytest
 
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.tokens import AcsTokenIssuer
-from function_app import app
 from functions import runtime
 from functions.settings import SETTING_NAMES
+from local_stack.functions_host import registered_functions
 from tests.conftest import AUDIENCE
 
 OUR_NUMBER = "+14255550100"
@@ -30,16 +29,8 @@ MEDIA_HOST = "wss://media.example"
 OUR_USER = f"8:acs:{AUDIENCE}_00000000-0000-0000-0000-00000000b07"
 
 
-@functools.cache
-def registered() -> dict[str, Any]:
-    # FunctionApp.get_functions() is one-shot in azure-functions 1.26: a second call raises
-    # "does not have a unique function name". So it is called once per test session.
-    return {str(f.get_function_name()): f for f in app.get_functions()}
-
-
 def route_of(name: str) -> str:
-    trigger = json.loads(registered()[name].get_raw_bindings()[0])
-    return str(trigger["route"])
+    return registered_functions()[name].route
 
 
 async def invoke(
@@ -61,7 +52,7 @@ async def invoke(
         route_params={},
         body=body or b"",
     )
-    response: func.HttpResponse = await registered()[name].get_user_function()(request)
+    response: func.HttpResponse = await registered_functions()[name].handler(request)
     return response
 
 

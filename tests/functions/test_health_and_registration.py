@@ -8,7 +8,8 @@ import secrets
 
 import pytest
 
-from tests.functions.conftest import body_of, invoke, registered
+from local_stack.functions_host import registered_functions
+from tests.functions.conftest import body_of, invoke
 
 
 def substrings(secret: str, length: int = 8) -> set[str]:
@@ -98,7 +99,7 @@ async def test_a_broken_environment_does_not_stop_indexing(clean_env: pytest.Mon
 
 
 def test_routes_methods_and_auth_levels() -> None:
-    triggers = {name: json.loads(f.get_raw_bindings()[0]) for name, f in registered().items()}
+    triggers = {name: f.trigger for name, f in registered_functions().items()}
     summary = {
         name: (t["type"], t["route"], sorted(t["methods"]), t["authLevel"]) for name, t in triggers.items()
     }

@@ -1,0 +1,15 @@
+"""The offline realtime engine: the Azure OpenAI Realtime API (GA events) over WebSocket, on a laptop.
+
+It plays a small restaurant reservation assistant (Contoso Bistro) with offline speech only:
+webrtcvad + an endpointer for server VAD, pocketsphinx with a domain language model for the
+caller's words, keyword rules for the replies, and espeak-ng for the assistant's voice.
+
+    python -m emulators.realtime --port 8765      # then AZURE_OPENAI_ENDPOINT=http://127.0.0.1:8765
+
+Embedding: `create_app(EngineConfig(...))`, `EngineServer` (start/close, for tests) or
+`await serve(host, port)` (lives as long as the process) -> URL.
+"""
+
+from .server import ENGINE, Engine, EngineConfig, EngineServer, create_app, serve
+
+__all__ = ["ENGINE", "Engine", "EngineConfig", "EngineServer", "create_app", "serve"]
