@@ -135,7 +135,7 @@ def _finish(
         summary.media_host_end_reason = session.end_reason
         summary.caller_turns = sum(t.role == "caller" for t in session.turns)
         summary.assistant_turns = sum(t.role == "assistant" for t in session.turns)
-        summary.barge_ins = session.stats.barge_ins
+        summary.barge_ins = len(session.stats.barge_ins)
         summary.tools = dict(session.stats.tool_calls)
     _check(summary, session)
 

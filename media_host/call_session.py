@@ -66,7 +66,7 @@ class CallStats:
     unknown_kinds: Counter[str] = field(default_factory=Counter)
     model_malformed: int = 0
     model_errors: Counter[str] = field(default_factory=Counter)
-    barge_ins: int = 0
+    barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller's speech was detected
     late_deltas_dropped: int = 0
     reconnects: int = 0
     tool_calls: Counter[str] = field(default_factory=Counter)
@@ -175,7 +175,7 @@ class CallSession:
             self.end_reason,
             self.elapsed_ms,
             len(self.turns),
-            self.stats.barge_ins,
+            len(self.stats.barge_ins),
             self.playback.stats.underruns,
             self.stats.reconnects,
             dict(self.stats.malformed) or "none",
@@ -373,11 +373,12 @@ class CallSession:
 
     async def _barge_in(self) -> None:
         """Caller speech over the assistant: stop, drop, cancel, truncate — in that order."""
+        detected = time.monotonic()
         interrupted = self.playback.interrupt()  # synchronous: nothing queued can be sent after this
         live = self._live_response
         if interrupted is None and live is None:
             return
-        self.stats.barge_ins += 1
+        self.stats.barge_ins.append(detected)
         await self._send_acs(STOP_AUDIO)
         if live is not None:
             self._cancelled.add(live)

@@ -168,7 +168,7 @@ async def test_barge_in_stops_audio_cancels_and_truncates(
     assert cancel["response_id"] == "resp_A"
     assert truncate["item_id"] == "item_A" and truncate["content_index"] == 0
     assert truncate["audio_end_ms"] == len(before) * 20  # exactly the audio the caller was sent
-    assert next(iter(host.state.calls)).stats.barge_ins == 1
+    assert len(next(iter(host.state.calls)).stats.barge_ins) == 1
     await leg.close()
 
 

@@ -40,6 +40,10 @@ class CallerLine:
     def pcm(self) -> bytes:
         return read_pcm(self.path)
 
+    @property
+    def duration_ms(self) -> int:
+        return len(self.pcm) * 1000 // (RATE * 2)
+
 
 @cache
 def script() -> tuple[CallerLine, ...]:

@@ -1,6 +1,6 @@
 """The caller side of a session: 24 kHz PCM in, turns (start, end, transcript) out.
 
-24 kHz -> soxr HQ stream -> 16 kHz 20 ms frames -> webrtcvad (mode from the session's threshold) ->
+24 kHz -> deterministic polyphase FIR -> 16 kHz 20 ms frames -> webrtcvad (mode from the session's threshold) ->
 an endpointer (speech starts after 3 voiced frames, with the configured pre-roll handed to the
 recogniser; it ends after `silence_duration_ms` without voice) -> pocketsphinx, streamed while the
 caller speaks so that only `end_utt` is left when the turn ends.
@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import numpy as np
-import soxr
 import webrtcvad
 
 from .asr import ASR_RATE, Recognizer
+from .downsample import Downsampler
 
-INPUT_RATE = 24_000
 FRAME_MS = 20
 FRAME_SAMPLES = ASR_RATE * FRAME_MS // 1000  # 320 at 16 kHz
 START_FRAMES = 3  # voiced frames in a row before a turn starts
@@ -80,7 +79,7 @@ class EmptyBuffer(Exception):
 class Listener:
     def __init__(self, recognizer: Recognizer, vad: VadConfig | None = VadConfig()) -> None:
         self._asr = recognizer
-        self._resampler = soxr.ResampleStream(INPUT_RATE, ASR_RATE, 1, dtype="int16", quality="HQ")
+        self._resampler = Downsampler()
         self._fifo = np.zeros(0, dtype=np.int16)
         self._odd = b""  # a trailing half sample from the previous append
         self._frames = 0  # 16 kHz frames processed: the audio clock
@@ -121,7 +120,7 @@ class Listener:
         data = self._odd + pcm24k
         cut = len(data) - len(data) % 2
         self._odd = data[cut:]
-        resampled = self._resampler.resample_chunk(np.frombuffer(data[:cut], dtype=np.int16))
+        resampled = self._resampler.process(np.frombuffer(data[:cut], dtype=np.int16))
         self._fifo = np.concatenate((self._fifo, resampled)) if len(self._fifo) else resampled
         events: list[ListenEvent] = []
         whole = len(self._fifo) // FRAME_SAMPLES * FRAME_SAMPLES

@@ -1,63 +1,16 @@
-"""The bundled caller recordings (assets/caller/) and what script.json says about them."""
+"""Helpers over the bundled caller recordings (read by emulators.acs.caller): framing and measuring."""
 
 from __future__ import annotations
 
-import json
-import wave
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
 import numpy as np
 
-CALLER_DIR = Path(__file__).resolve().parents[2] / "assets" / "caller"
-RATE = 24_000
+from emulators.acs.caller import CALLER_DIR, RATE, CallerLine, script
+
+__all__ = ["CALLER_DIR", "RATE", "CallerLine", "frames", "measure_speech_bounds", "script"]
+
 FRAME_BYTES = RATE // 50 * 2  # 20 ms of PCM16 mono
 ENERGY_FRAME_MS = 10
 ENERGY_THRESHOLD_DBFS = -45.0
-
-
-@dataclass(frozen=True)
-class CallerLine:
-    file: str
-    text: str
-    keywords: tuple[str, ...]
-    speech_start_ms: int
-    speech_end_ms: int
-
-    @property
-    def path(self) -> Path:
-        return CALLER_DIR / self.file
-
-    @property
-    def pcm(self) -> bytes:
-        return read_pcm(self.path)
-
-    @property
-    def duration_ms(self) -> int:
-        return len(self.pcm) * 1000 // (RATE * 2)
-
-
-@cache
-def script() -> tuple[CallerLine, ...]:
-    raw = json.loads((CALLER_DIR / "script.json").read_text())
-    return tuple(
-        CallerLine(
-            file=line["file"],
-            text=line["text"],
-            keywords=tuple(line["keywords"]),
-            speech_start_ms=line["speech_start_ms"],
-            speech_end_ms=line["speech_end_ms"],
-        )
-        for line in raw["lines"]
-    )
-
-
-@cache
-def read_pcm(path: Path) -> bytes:
-    with wave.open(str(path)) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2), path
-        return bytes(w.readframes(w.getnframes()))
 
 
 def frames(pcm: bytes) -> list[bytes]:
