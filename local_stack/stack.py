@@ -1,7 +1,8 @@
 """Everything a call needs, on one machine: the dev gateway, the ACS emulator and the model.
 
 The model is the offline realtime engine unless AZURE_OPENAI_ENDPOINT is set, in which case the
-same stack talks to Azure OpenAI: a configuration change, not a code change.
+same stack talks to Azure OpenAI: a configuration change, not a code change. Likewise ACS: the
+emulator, unless the stack is started with `real_acs` (a real number through a tunnel).
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ LOCAL_PROFILE = "restaurant"
 class LocalStack:
     host: str = "127.0.0.1"
     port: int = 0
+    real_acs: bool = False  # use the ACS settings in the environment instead of the emulator
     emulator: AcsEmulator = field(default_factory=AcsEmulator)
-    function_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # the gateway checks it like the Functions host; LOCAL_FUNCTION_KEY keeps it across restarts
+    function_key: str = field(
+        default_factory=lambda: os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
+    )
     gateway_url: str = ""
     model_url: str = ""
     number: str = OUR_NUMBER  # the ACS number calls are made to
@@ -46,16 +51,17 @@ class LocalStack:
         if not self.model_url:
             self.model_url = await self._serve(create_engine(EngineConfig()), self.host, 0)
             env.update({"AZURE_OPENAI_ENDPOINT": self.model_url, "AZURE_OPENAI_API_KEY": "offline-engine"})
-        await self.emulator.start()
-        env.update(self.emulator.settings_env())
-        env.setdefault("ACS_PHONE_NUMBER", OUR_NUMBER)
-        self.number = env["ACS_PHONE_NUMBER"]
+        if not self.real_acs:
+            await self.emulator.start()
+            env.update(self.emulator.settings_env())
+            env.setdefault("ACS_PHONE_NUMBER", OUR_NUMBER)
+        self.number = env.get("ACS_PHONE_NUMBER", "")
         env.setdefault("AOAI_INBOUND_PROFILE", LOCAL_PROFILE)
         media_settings = MediaSettings.from_env(env)
         self._gateway = create_gateway(media_settings, function_key=self.function_key)
         self.gateway_url = await self._serve(self._gateway, self.host, self.port)
-        # The Functions read their settings from the environment at first use, as in Azure.
-        env.update({"CALLBACK_URI_HOST": self.gateway_url, "MEDIA_HOST_URL": "ws" + self.gateway_url[4:]})
+        if not self.real_acs:  # the Functions read these at first use, as in Azure
+            env.update({"CALLBACK_URI_HOST": self.gateway_url, "MEDIA_HOST_URL": "ws" + self.gateway_url[4:]})
         os.environ.update(env)
         await functions_runtime.reset()
 
@@ -64,7 +70,8 @@ class LocalStack:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         self._runners.append(runner)
-        return f"http://{host}:{runner.addresses[0][1]}"
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # listening everywhere: use loopback
+        return f"http://{reachable}:{runner.addresses[0][1]}"
 
     @property
     def incoming_call_url(self) -> str:
@@ -77,7 +84,8 @@ class LocalStack:
         )
 
     async def close(self) -> None:
-        await self.emulator.close()
+        if not self.real_acs:
+            await self.emulator.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
         await functions_runtime.reset()

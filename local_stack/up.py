@@ -1,39 +1,68 @@
-"""`make up`: the stack stays up for a person, on one port a tunnel can expose."""
+"""`make up`: the stack stays up for a person, on one port a tunnel can expose.
+
+Without ACS settings the ACS emulator stands in for ACS; with them (AZURE_COMMUNICATION_CONNECTION_STRING
+or ACS_ENDPOINT, plus CALLBACK_URI_HOST and MEDIA_HOST_URL pointing at a tunnel) a real ACS number
+calls the laptop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 from .stack import LocalStack
 
 
+def _real_acs() -> bool:
+    return bool(os.environ.get("AZURE_COMMUNICATION_CONNECTION_STRING") or os.environ.get("ACS_ENDPOINT"))
+
+
 async def run_up(port: int) -> int:
-    stack = LocalStack(host="0.0.0.0", port=port)
+    real_acs = _real_acs()
+    if real_acs:
+        missing = [
+            n for n in ("ACS_RESOURCE_ID", "CALLBACK_URI_HOST", "MEDIA_HOST_URL") if not os.environ.get(n)
+        ]
+        if missing:
+            print(
+                f"real ACS needs {', '.join(missing)}: set them in .env (see README, Connect a real number)"
+            )
+            return 2
+    stack = LocalStack(host="0.0.0.0", port=port, real_acs=real_acs)
     await stack.start()
-    local = f"http://127.0.0.1:{port}"
+    local = stack.gateway_url
     print(
         f"""
-The stack is up.
+The stack is up on port {port}.
   gateway (Functions + media host)  {local}
-  health                            {local}/api/health    {local}/readyz
-  Event Grid webhook                {local}/api/incoming-call?code={stack.function_key}
+  health                            {local}/api/health   {local}/readyz
+  Event Grid webhook                {local}/api/incoming-call?code=<function key>
   ACS callbacks                     {local}/api/callbacks
   media WebSocket                   ws://127.0.0.1:{port}/ws/media
   model                             {stack.model_url}
-  ACS emulator (Call Automation)    {stack.emulator.rest.endpoint}
-
-Place an emulated outbound call (the emulated callee answers; you can watch the logs):
-  curl -X POST '{local}/api/calls?code={stack.function_key}' -H 'content-type: application/json' \\
-       -d '{{"target": "+14255550123", "profile": "restaurant"}}'
-
-A real ACS number instead of the emulator: expose port {port} with a tunnel
-(devtunnel host -p {port} --allow-anonymous, cloudflared tunnel --url http://localhost:{port}, or
-ngrok http {port}); set CALLBACK_URI_HOST=https://<tunnel> and MEDIA_HOST_URL=wss://<tunnel> with
-your ACS settings in .env and run the gateway with `make run`. See README.md, "Connect a real number".
-Ctrl-C stops everything.""",
+  function key                      {stack.function_key}   (set LOCAL_FUNCTION_KEY to keep it)""",
         flush=True,
     )
+    if real_acs:
+        public = os.environ["CALLBACK_URI_HOST"].rstrip("/")
+        print(
+            f"""
+Real ACS: Event Grid must deliver Microsoft.Communication.IncomingCall to
+  {public}/api/incoming-call?code=<function key>
+ACS will call back {public}/api/callbacks and stream media to {os.environ["MEDIA_HOST_URL"]}/ws/media.
+Call your ACS number now. Ctrl-C stops everything.""",
+            flush=True,
+        )
+    else:
+        print(
+            f"""
+ACS is emulated ({stack.emulator.rest.endpoint}). Place an outbound call; the emulated callee answers:
+  curl -X POST '{local}/api/calls?code={stack.function_key}' -H 'content-type: application/json' \\
+       -d '{{"target": "+14255550123", "profile": "restaurant"}}'
+To have a real ACS number call this laptop, see README.md, "Connect a real number". Ctrl-C stops everything.""",
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -29,12 +29,13 @@ async def session_of(stack: LocalStack, call: EmulatedCall) -> CallSession:
     return session
 
 
-async def test_demo_books_a_table_and_the_assistant_hangs_up(tmp_path: Path, monkeypatch) -> None:
+def test_demo_books_a_table_and_the_assistant_hangs_up(tmp_path: Path, monkeypatch) -> None:
+    """`make demo` itself: the exit code, the transcript and the stereo recording it leaves."""
     for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING", "ACS_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     saved = dict(os.environ)
     try:
-        assert await demo.run_demo(tmp_path) == 0
+        assert demo.main(tmp_path) == 0
     finally:
         os.environ.clear()
         os.environ.update(saved)
