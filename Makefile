@@ -7,9 +7,17 @@ BIN    := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt emulators/requirements.txt
+# infra/requirements.txt: the infra checks tests/infra imports (pycep-parser, jsonschema, PyYAML, hadolint).
+$(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt emulators/requirements.txt infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r infra/requirements.txt
+	touch $@
+
+# checkov for tests/infra, in a venv of its own inside .venv (its pins clash with pytest's).
+INFRA_VENV := $(VENV)/infra
+$(INFRA_VENV)/.installed: infra/requirements-checkov.txt | $(VENV)/.installed
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
 # One complete simulated phone call through the whole stack, no Azure needed.
@@ -25,7 +33,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# tests/infra also needs checkov (above) and shellcheck (Debian's package, installed when missing).
+test: lint $(INFRA_VENV)/.installed
+	@command -v shellcheck >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
 	$(BIN)/pytest
 
 # The media host alone, configured from .env (see the configuration table in README.md).

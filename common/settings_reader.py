@@ -54,6 +54,15 @@ class SettingsReader:
             return default
         return value
 
+    def flag(self, name: str) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return False
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            self.problems.append(f"{name}={raw!r} must be true or false")
+            return False
+        return raw.lower() in ("true", "1", "yes")
+
     def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
         raw = self.optional(name)
         if raw is None:

@@ -8,6 +8,7 @@ reaches here is final for this invocation. The caller decides what that means fo
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ import aiohttp
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from common.phone import mask_phone_numbers
+from common.telemetry import CallIds, Telemetry
 
 T = TypeVar("T")
 
@@ -31,8 +33,27 @@ class AcsFailure(Exception):
         self.transient = transient
 
 
-async def acs_request(request: Awaitable[T], *, timeout: float) -> T:
-    """Await one SDK call, bounded in time, turning every failure into AcsFailure."""
+async def acs_request(
+    request: Awaitable[T], *, timeout: float, operation: str, telemetry: Telemetry, ids: CallIds | None = None
+) -> T:
+    """Await one SDK call, bounded in time, turning every failure into AcsFailure; record it as a dependency."""
+    started = time.monotonic()
+    code = "error"
+    try:
+        result = await _bounded(request, timeout)
+        code = "200"
+        return result
+    except AcsFailure as exc:
+        code = str(exc.status) if exc.status is not None else "unreachable"
+        raise
+    finally:
+        telemetry.dependency(
+            f"ACS {operation}", target="ACS Call Automation", kind="HTTP", duration_s=time.monotonic() - started,
+            success=code == "200", result_code=code, ids=ids,
+        )  # fmt: skip
+
+
+async def _bounded(request: Awaitable[T], timeout: float) -> T:
     try:
         async with asyncio.timeout(timeout):
             return await request

@@ -9,11 +9,13 @@ bounded by a timeout.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import azure.functions as func
 
 from common.acs_jwt import JwtRejected
 from common.phone import mask_phone_numbers
+from common.telemetry import CallIds
 
 from .acs_errors import AcsFailure, acs_request
 from .call_events import (
@@ -24,7 +26,8 @@ from .call_events import (
     explain_media_failure,
     parse_callback,
 )
-from .http import blueprint, error_response, json_response, misconfigured
+from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
+from .identifiers import shown
 from .payload import PayloadError
 from .runtime import Runtime, runtime
 from .settings import ACS_CLIENT, ACS_JWT
@@ -42,6 +45,7 @@ _ERRORS = frozenset({"AnswerFailed", "CreateCallFailed", "CallTransferFailed"})
 
 @bp.function_name("callbacks")
 @bp.route(route="callbacks", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@traced("callbacks")
 async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     rt = runtime()
     missing = rt.settings.unusable(NEEDS)
@@ -56,6 +60,8 @@ async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
             log.error("cannot verify callbacks: %s", exc)
             return error_response(503, f"cannot verify ACS tokens right now: {exc}")
         log.warning("refused callback: %s (%s)", exc, exc.reason)
+        rt.telemetry.event("CallbackRefused", reason=exc.reason)
+        rt.telemetry.metric("rejected_jwts", 1, reason=exc.reason)
         return error_response(401, f"ACS token rejected ({exc.reason}): {exc}")
 
     try:
@@ -69,25 +75,45 @@ async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _handle(rt: Runtime, event: CallEvent) -> None:
-    dims = {"correlation_id": event.correlation_id or "", "call_connection_id": event.call_connection_id}
+    t = rt.telemetry
+    ids = CallIds(correlation_id=event.correlation_id or "", call_connection_id=event.call_connection_id)
+    if CURRENT_CALL.get() is None:
+        CURRENT_CALL.set(ids)
+    dims = ids.dims()
+    codes: dict[str, Any] = {} if event.result is None else {
+        "code": event.result.code, "sub_code": event.result.sub_code, "message": mask_phone_numbers(event.result.message)
+    }  # fmt: skip
+    t.event(
+        "CallbackReceived", ids, type=event.type, operation_context=event.operation_context or "", **codes
+    )
     context = f", operation_context={event.operation_context}" if event.operation_context else ""
     about = f"{event.type} (correlation_id={event.correlation_id}, call_connection_id={event.call_connection_id}{context})"
     result = f": {mask_phone_numbers(str(event.result))}" if event.result is not None else ""
     if isinstance(event, MediaStreamingEvent) and event.type == "MediaStreamingFailed":
+        explanation = explain_media_failure(event)
         log.error(
             "%s%s status=%s details=%s. %s Hanging up so the caller is not left in silence.",
             about,
             result,
             event.status,
             event.status_details,
-            explain_media_failure(event),
+            explanation,
             extra=dims,
         )
-        await _hang_up(rt, event, dims)
+        t.event(
+            "MediaStreamingFailed", ids, details=event.status_details or "", explanation=explanation, **codes
+        )
+        if await _hang_up(rt, event, ids):
+            t.event("CallEnded", ids, who="control_plane", why="media_streaming_failed")
+    elif event.type == "CallTransferFailed":
+        t.event("TransferFailed", ids, **codes)
+        log.error("%s%s", about, result, extra=dims)
     elif event.type in _ERRORS:
         log.error("%s%s", about, result, extra=dims)
     elif isinstance(event, CallTransferAccepted):
         target = event.transfer_target.masked() if event.transfer_target else "unknown"
+        shown_target = shown(t, event.transfer_target) if event.transfer_target else "unknown"
+        t.event("TransferAccepted", ids, target=shown_target)
         log.info("%s: transferred to %s", about, target, extra=dims)
     elif isinstance(event, ParticipantsUpdated):
         log.info(
@@ -103,14 +129,22 @@ async def _handle(rt: Runtime, event: CallEvent) -> None:
         log.debug("ignoring callback %s", about, extra=dims)
 
 
-async def _hang_up(rt: Runtime, event: CallEvent, dims: dict[str, str]) -> None:
+async def _hang_up(rt: Runtime, event: CallEvent, ids: CallIds) -> bool:
+    """Hang the call up for everyone; True if this did it."""
     connection = rt.call_automation().get_call_connection(event.call_connection_id)
     try:
-        await acs_request(connection.hang_up(is_for_everyone=True), timeout=HANG_UP_TIMEOUT_SECONDS)
+        await acs_request(
+            connection.hang_up(is_for_everyone=True),
+            timeout=HANG_UP_TIMEOUT_SECONDS,
+            operation="hang_up",
+            telemetry=rt.telemetry,
+            ids=ids,
+        )
     except AcsFailure as exc:
         if exc.status == 404:
-            log.info("call %s had already ended", event.call_connection_id, extra=dims)
+            log.info("call %s had already ended", event.call_connection_id, extra=ids.dims())
         else:
-            log.error("could not hang up call %s: %s", event.call_connection_id, exc, extra=dims)
-        return
-    log.info("hung up call %s for everyone", event.call_connection_id, extra=dims)
+            log.error("could not hang up call %s: %s", event.call_connection_id, exc, extra=ids.dims())
+        return False
+    log.info("hung up call %s for everyone", event.call_connection_id, extra=ids.dims())
+    return True

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 
 import azure.functions as func
+
+from common.telemetry import CallIds
+
+# The call an invocation turned out to be about, so its request record joins the call's operation.
+CURRENT_CALL: ContextVar[CallIds | None] = ContextVar("current_call", default=None)
+
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
 def blueprint() -> func.Blueprint:
@@ -30,3 +40,34 @@ def misconfigured(names: Sequence[str]) -> func.HttpResponse:
     return error_response(
         503, f"misconfigured: {', '.join(names)} missing or invalid (details in the function log)"
     )
+
+
+def traced(name: str) -> Callable[[Handler], Handler]:
+    """Record each invocation as a request (incoming HTTP request telemetry), joined to its call."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+            from .runtime import runtime  # noqa: PLC0415 - runtime imports this module
+
+            started = time.monotonic()
+            token = CURRENT_CALL.set(None)
+            status = 500
+            try:
+                response = await handler(req)
+                status = response.status_code
+                return response
+            finally:
+                url = req.url.split("?", 1)[0]  # never the function key
+                runtime().telemetry.request(
+                    f"{req.method} {name}",
+                    url=url,
+                    status=status,
+                    duration_s=time.monotonic() - started,
+                    ids=CURRENT_CALL.get(),
+                )
+                CURRENT_CALL.reset(token)
+
+        return wrapper
+
+    return decorate

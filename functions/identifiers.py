@@ -13,6 +13,7 @@ from azure.communication.callautomation import (
 
 from common.phone import mask_phone
 from common.settings_reader import E164
+from common.telemetry import Telemetry
 
 from .payload import PayloadError
 
@@ -64,3 +65,10 @@ def _text(value: Any) -> str:
 def sdk_identifier(target: str) -> CommunicationIdentifier:
     """A validated target (E.164 or ACS user id) as the SDK's identifier class."""
     return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)
+
+
+def shown(telemetry: Telemetry, identity: Identifier) -> str:
+    """How an identity appears in telemetry: numbers masked unless AUDIT_UNMASKED_NUMBERS, ids as they are."""
+    if identity.kind == PHONE:
+        return telemetry.show_number(identity.phone_number or identity.raw_id.removeprefix("4:"))
+    return identity.raw_id

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import StrEnum
@@ -20,10 +21,12 @@ from enum import StrEnum
 import azure.functions as func
 from azure.communication.callautomation import CallRejectReason
 
+from common.telemetry import CallIds
+
 from .acs_errors import AcsFailure, acs_request
 from .event_grid import IncomingCall, OtherEvent, SubscriptionValidation, handshake_headers, parse_delivery
-from .http import blueprint, error_response, json_response, misconfigured
-from .identifiers import ACS_USER, PHONE, Identifier
+from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
+from .identifiers import ACS_USER, PHONE, Identifier, shown
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError
 from .runtime import Runtime, runtime
@@ -60,6 +63,7 @@ class Outcome(StrEnum):
 
 @bp.function_name("incoming_call")
 @bp.route(route="incoming-call", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
+@traced("incoming-call")
 async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
     if req.method.upper() == "OPTIONS":
         origin = req.headers.get("WebHook-Request-Origin")
@@ -94,6 +98,10 @@ async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
         if missing:
             log.error("cannot answer %d incoming call(s): %s unusable", len(calls), ", ".join(missing))
             return misconfigured(missing)
+        first = calls[0]  # the request record joins the (first) call it delivered; set before the tasks fork
+        CURRENT_CALL.set(
+            CallIds(correlation_id=first.correlation_id or "", server_call_id=first.server_call_id or "")
+        )
         counts.update(await asyncio.gather(*(_handle(rt, call) for call in calls)))
 
     if counts[Outcome.RETRY]:
@@ -104,8 +112,15 @@ async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
-    dims = {"correlation_id": call.correlation_id or "", "call_connection_id": ""}
+    t = rt.telemetry
+    ids = CallIds(
+        correlation_id=call.correlation_id or "",
+        server_call_id=call.server_call_id or "",
+        caller=shown(t, call.caller),
+    )
+    dims = ids.dims()
     if not rt.handled_calls.claim(call.call_key):
+        t.event("IncomingCallDuplicate", ids, event_id=call.event_id or "")
         log.info(
             "duplicate delivery (event %s) of incoming call %s skipped",
             call.event_id,
@@ -113,9 +128,11 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
             extra=dims,
         )
         return Outcome.DUPLICATE
+    t.event("IncomingCallReceived", ids, to=shown(t, call.to), event_id=call.event_id or "")
     try:
-        return await _answer_or_turn_away(rt, call, dims)
+        return await _answer_or_turn_away(rt, call, ids)
     except AcsFailure as exc:
+        t.event("IncomingCallFailed", ids, error=str(exc), transient=exc.transient)
         if exc.transient:
             rt.handled_calls.release(call.call_key)  # let the redelivery try again
             log.warning(
@@ -129,10 +146,12 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
         return Outcome.FAILED
 
 
-async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, dims: dict[str, str]) -> Outcome:
-    s = rt.settings
+async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) -> Outcome:
+    s, t = rt.settings, rt.telemetry
+    dims = ids.dims()
     who = f"call {call.correlation_id} from {call.caller.masked()} to {call.to.masked()}"
     if not _is_ours(call.to, s):
+        t.event("IncomingCallIgnored", ids, reason="not_our_identity", to=shown(t, call.to))
         log.info("ignoring %s: not one of our numbers or users", who, extra=dims)
         return Outcome.IGNORED
 
@@ -146,7 +165,11 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, dims: dict[str, 
                 headers=_repeatability("reject", call),
             ),
             timeout=ACS_TIMEOUT_SECONDS,
+            operation="reject_call",
+            telemetry=t,
+            ids=ids,
         )
+        t.event("IncomingCallRejected", ids, reason=reason, reject_reason="forbidden")
         log.warning("rejected %s: %s", who, reason, extra=dims)
         return Outcome.REJECTED
 
@@ -154,19 +177,26 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, dims: dict[str, 
         client.answer_call(
             call.incoming_call_context,
             callback_url(s),
-            media_streaming=media_streaming(s, profile=s.inbound_profile),
+            media_streaming=media_streaming(s, profile=s.inbound_profile, caller=ids.caller),
             operation_context=OPERATION_CONTEXT,
             headers=_repeatability("answer", call),
         ),
         timeout=ACS_TIMEOUT_SECONDS,
+        operation="answer_call",
+        telemetry=t,
+        ids=ids,
     )
-    dims["call_connection_id"] = answered.call_connection_id or ""
+    ids = replace(ids, call_connection_id=answered.call_connection_id or "")
+    waited_ms = (datetime.now(UTC) - call.event_time).total_seconds() * 1000 if call.event_time else None
+    t.event("CallAnswered", ids, profile=s.inbound_profile or "default", audio_format=s.audio_format)
+    if waited_ms is not None:
+        t.metric("time_to_answer_ms", waited_ms, ids)
     log.info(
         "answered %s: call_connection_id=%s profile=%s",
         who,
         answered.call_connection_id,
         s.inbound_profile or "(default)",
-        extra=dims,
+        extra=ids.dims(),
     )
     return Outcome.ANSWERED
 

@@ -17,9 +17,10 @@ from azure.communication.callautomation import PhoneNumberIdentifier
 from common.phone import mask_phone
 from common.profiles import profile_problem
 from common.settings_reader import ACS_USER, E164
+from common.telemetry import CallIds
 
 from .acs_errors import AcsFailure, acs_request
-from .http import blueprint, error_response, json_response, misconfigured
+from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
 from .identifiers import sdk_identifier
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
@@ -75,6 +76,7 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
 
 @bp.function_name("start_call")
 @bp.route(route="calls", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced("calls")
 async def start_call(req: func.HttpRequest) -> func.HttpResponse:
     rt = runtime()
     s = rt.settings
@@ -93,27 +95,36 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
         )
 
     caller_id = PhoneNumberIdentifier(s.phone_number) if request.is_pstn and s.phone_number else None
+    shown_target = rt.telemetry.show_number(request.target) if request.is_pstn else request.target
     try:
         created = await acs_request(
             rt.call_automation().create_call(
                 sdk_identifier(request.target),
                 callback_url(s),
                 source_caller_id_number=caller_id,
-                media_streaming=media_streaming(s, profile=request.profile),
+                media_streaming=media_streaming(s, profile=request.profile, caller=shown_target),
                 operation_context=OPERATION_CONTEXT,
             ),
             timeout=ACS_TIMEOUT_SECONDS,
+            operation="create_call",
+            telemetry=rt.telemetry,
         )
     except AcsFailure as exc:
         log.error("could not call %s: %s", request.masked_target(), exc)
+        rt.telemetry.event("OutboundCallFailed", target=shown_target, error=str(exc))
         if exc.status is None:
             return error_response(503, f"ACS is unavailable, try again: {exc}")
         return error_response(502, f"ACS refused the call: {exc}")
 
-    dims = {
-        "correlation_id": created.correlation_id or "",
-        "call_connection_id": created.call_connection_id or "",
-    }
+    ids = CallIds(
+        correlation_id=created.correlation_id or "",
+        call_connection_id=created.call_connection_id or "",
+        server_call_id=created.server_call_id or "",
+        caller=shown_target,
+    )
+    CURRENT_CALL.set(ids)
+    rt.telemetry.event("OutboundCallPlaced", ids, target=shown_target, profile=request.profile or "default")
+    dims = ids.dims()
     log.info(
         "calling %s: correlation_id=%s call_connection_id=%s profile=%s",
         request.masked_target(),

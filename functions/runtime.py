@@ -7,6 +7,7 @@ invocations. Both are bound to that loop, which is why tests (a loop per test) c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from azure.identity.aio import DefaultAzureCredential
 
 from common.acs_jwt import AcsJwtVerifier
 from common.call_automation import call_automation_client
+from common.telemetry import Telemetry
 
 from .dedupe import RecentKeys
 from .settings import ControlSettings
@@ -41,6 +43,8 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 class Runtime:
     def __init__(self, settings: ControlSettings) -> None:
         self.settings = settings
+        self.telemetry = Telemetry.from_settings(settings.telemetry, plane="functions")
+        self.telemetry.attach_logs("functions")
         # IncomingCall deliveries already handled here (see dedupe.py).
         self.handled_calls = RecentKeys(ttl_seconds=15 * 60, max_keys=10_000)
         self._client: CallAutomationClient | None = None
@@ -78,6 +82,7 @@ class Runtime:
             await self._credential.close()
         if self._verifier is not None:
             await self._verifier.close()
+        await asyncio.to_thread(self.telemetry.close)  # flushes, bounded; joins the exporter's thread
 
 
 @dataclass

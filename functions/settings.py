@@ -16,6 +16,7 @@ from typing import TypeVar
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
 from common.profiles import APP_ROOT, DEFAULT_PROFILES_DIR, profile_problem, resolve_profiles_dir
 from common.settings_reader import E164, SettingsReader
+from common.telemetry import TELEMETRY_SETTINGS, TelemetrySettings
 
 from .screening import CallerList, parse_caller_list
 
@@ -41,7 +42,7 @@ SETTING_NAMES = (
     "ACS_INBOUND_NUMBERS",
     "CALLER_ALLOW_LIST",
     "CALLER_DENY_LIST",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    *TELEMETRY_SETTINGS,
 )
 
 
@@ -61,6 +62,7 @@ class ControlSettings:
     inbound_numbers: frozenset[str]  # empty: any number of the resource is ours
     caller_allow: CallerList | None
     caller_deny: CallerList | None
+    telemetry: TelemetrySettings
     present: frozenset[str]  # names of the settings that are set (non-empty)
     problems: Mapping[str, str]  # setting name -> what is wrong with it
 
@@ -133,12 +135,10 @@ class ControlSettings:
                 for message in list_problems:
                     problem(name, message)
 
-        insights = r.optional("APPLICATIONINSIGHTS_CONNECTION_STRING")
-        if insights is not None and "instrumentationkey=" not in insights.lower():
-            problem(
-                "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                "APPLICATIONINSIGHTS_CONNECTION_STRING has no InstrumentationKey=",
-            )
+        start = len(r.problems)
+        telemetry = TelemetrySettings.read(r)
+        for message in r.problems[start:]:  # each message starts with its setting's name
+            problem(next(n for n in TELEMETRY_SETTINGS if message.startswith(n)), message)
 
         return cls(
             resource_id=resource_id,
@@ -161,6 +161,7 @@ class ControlSettings:
             inbound_numbers=inbound_numbers,
             caller_allow=lists["CALLER_ALLOW_LIST"],
             caller_deny=lists["CALLER_DENY_LIST"],
+            telemetry=telemetry,
             present=frozenset(name for name in SETTING_NAMES if r.optional(name) is not None),
             problems=problems,
         )

@@ -33,6 +33,7 @@ class Summary:
     caller_turns: int = 0
     assistant_turns: int = 0
     barge_ins: int = 0
+    turn_latency_ms: list[int] = field(default_factory=list)  # caller stops speaking -> answer starts
     hang_up: str | None = None
     media_host_end_reason: str | None = None
     callbacks: list[str] = field(default_factory=list)
@@ -136,6 +137,7 @@ def _finish(
         summary.caller_turns = sum(t.role == "caller" for t in session.turns)
         summary.assistant_turns = sum(t.role == "assistant" for t in session.turns)
         summary.barge_ins = len(session.stats.barge_ins)
+        summary.turn_latency_ms = [round(ms) for ms in session.stats.turn_latency_ms]
         summary.tools = dict(session.stats.tool_calls)
     _check(summary, session)
 
@@ -157,6 +159,8 @@ def _finish(
     print(f"  first assistant audio   {summary.first_assistant_audio_ms} ms after the media stream connected")
     print(f"  turns                   {summary.caller_turns} caller, {summary.assistant_turns} assistant")
     print(f"  barge-ins               {summary.barge_ins}")
+    latencies = ", ".join(f"{ms}" for ms in summary.turn_latency_ms) or "none"
+    print(f"  turn latency            {latencies} ms (end of caller speech -> first answer audio to ACS)")
     print(f"  tools                   {summary.tools or 'none'}")
     print(f"  hang-up                 {summary.hang_up} (media host: {summary.media_host_end_reason})")
     print(f"  callbacks               {', '.join(summary.callbacks)}")

@@ -80,7 +80,7 @@ class LocalStack:
     def session(self, call_connection_id: str) -> CallSession | None:
         assert self._gateway is not None
         return next(
-            (s for s in self._gateway[HOST].calls if s.info.call_connection_id == call_connection_id), None
+            (s for s in self._gateway[HOST].calls if s.ids.call_connection_id == call_connection_id), None
         )
 
     async def close(self) -> None:

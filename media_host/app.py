@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
 
 from common.acs_jwt import AcsJwtVerifier, JwtRejected
+from common.telemetry import ROLE_INSTANCE, CallIds, Telemetry
 
 from .call_control import CallControl
-from .call_session import CallInfo, CallSession
+from .call_session import CallSession
 from .model_link import BearerTokenCache, ModelConnector
 from .settings import MediaSettings
 from .tools import Tool, build_tools
@@ -34,6 +36,7 @@ class MediaHost:
     connector: ModelConnector
     control: CallControl
     tools: list[Tool]
+    telemetry: Telemetry
     calls: set[CallSession] = field(default_factory=set)
     reserved: int = 0  # accepted but not yet upgraded, so the cap holds under a burst
     draining: bool = False
@@ -73,6 +76,8 @@ def create_app(
         if tokens is not None:
             tokens.start()
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10))
+        telemetry = Telemetry.from_settings(settings.telemetry, plane="media")
+        telemetry.attach_logs("media_host")
         host = MediaHost(
             settings=settings,
             verifier=AcsJwtVerifier(
@@ -80,9 +85,10 @@ def create_app(
                 issuer=settings.acs.jwt_issuer,
                 openid_config_url=settings.acs.openid_config_url,
             ),
-            connector=ModelConnector(settings.model, http, tokens),
-            control=CallControl.from_settings(settings.acs, cred),
+            connector=ModelConnector(settings.model, http, tokens, telemetry),
+            control=CallControl.from_settings(settings.acs, cred, telemetry),
             tools=build_tools(settings, tools),
+            telemetry=telemetry,
         )
         app[HOST] = host
         yield
@@ -94,6 +100,7 @@ def create_app(
         await http.close()
         if owned is not None:
             await owned.close()
+        await asyncio.to_thread(telemetry.close)  # flushes, bounded; off the loop: it joins a thread
 
     app.cleanup_ctx.append(clients)
     return app
@@ -101,31 +108,46 @@ def create_app(
 
 async def media_socket(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
+    started = time.monotonic()
+    ids = CallIds(
+        correlation_id=request.headers.get("x-ms-call-correlation-id", ""),
+        call_connection_id=request.headers.get("x-ms-call-connection-id", ""),
+        caller=request.query.get("caller", ""),  # as the control plane may show it (masked by default)
+    )
+
+    def refuse(status: int, reason: str, message: str) -> web.HTTPException:
+        host.refused[reason] += 1
+        host.telemetry.event("MediaRefused", ids, reason=reason, status=status)
+        host.telemetry.request(
+            "GET /ws/media", url=request.path, status=status, duration_s=time.monotonic() - started, ids=ids
+        )
+        error = web.HTTPUnauthorized if status == 401 else web.HTTPServiceUnavailable
+        return error(text=message)
+
     if host.draining:
-        host.refused["draining"] += 1
-        raise web.HTTPServiceUnavailable(text="media host is draining; ACS will retry another replica")
+        raise refuse(503, "draining", "media host is draining; ACS will retry another replica")
     try:
         await host.verifier.verify_authorization(request.headers.get("Authorization"))
     except JwtRejected as exc:
-        host.refused[f"jwt_{exc.reason}"] += 1
-        log.warning("refused media socket: %s", exc)
-        raise web.HTTPUnauthorized(text=f"ACS token rejected: {exc}") from None
+        log.warning("refused media socket: %s", exc, extra=ids.dims())
+        host.telemetry.metric("rejected_jwts", 1, ids, reason=exc.reason)
+        raise refuse(401, f"jwt_{exc.reason}", f"ACS token rejected: {exc}") from None
     if host.active_calls >= host.settings.max_concurrent_calls:
-        host.refused["capacity"] += 1
-        log.warning("refused media socket: %d calls in progress", host.active_calls)
-        raise web.HTTPServiceUnavailable(text=f"at capacity ({host.settings.max_concurrent_calls} calls)")
+        log.warning("refused media socket: %d calls in progress", host.active_calls, extra=ids.dims())
+        raise refuse(503, "capacity", f"at capacity ({host.settings.max_concurrent_calls} calls)")
 
-    info = CallInfo(
-        call_connection_id=request.headers.get("x-ms-call-connection-id", "unknown"),
-        correlation_id=request.headers.get("x-ms-call-correlation-id", "unknown"),
-    )
     instructions = host.settings.model.instructions
     profile = request.query.get("profile")
     if profile is not None:
         if profile in host.settings.profiles:
             instructions = host.settings.profiles[profile]
         else:  # the call goes on with the default rather than failing on a deployment mismatch
-            log.warning("unknown instructions profile %r; using the default instructions", profile[:40])
+            log.warning(
+                "unknown instructions profile %r; using the default instructions",
+                profile[:40],
+                extra=ids.dims(),
+            )
+            profile = None
     # aiohttp would close the socket on an over-limit message; allow headroom and drop them ourselves
     ws = web.WebSocketResponse(max_msg_size=max(4 * host.settings.max_frame_bytes, 1 << 20), timeout=2.0)
     host.reserved += 1
@@ -135,21 +157,28 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
         host.reserved -= 1
     session = CallSession(
         ws=ws,
-        info=info,
+        ids=ids,
+        profile=profile,
         instructions=instructions,
         settings=host.settings,
         connector=host.connector,
         control=host.control,
         tools=host.tools,
+        telemetry=host.telemetry,
     )
     host.calls.add(session)
     host.no_calls.clear()
+    host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
     try:
         await session.run()
     finally:
         host.calls.discard(session)
         if not host.calls:
             host.no_calls.set()
+        host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
+        host.telemetry.request(
+            "GET /ws/media", url=request.path, status=101, duration_s=time.monotonic() - started, ids=ids
+        )
     return ws
 
 

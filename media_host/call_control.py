@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
 from azure.communication.callautomation import (
     CommunicationIdentifier,
     CommunicationUserIdentifier,
@@ -9,8 +14,11 @@ from azure.communication.callautomation import (
 )
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import HttpResponseError
 
 from common.call_automation import call_automation_client
+from common.settings_reader import parse_connection_string
+from common.telemetry import CallIds, Telemetry
 
 from .settings import AcsSettings
 
@@ -20,24 +28,58 @@ def identifier_for(target: str) -> CommunicationIdentifier:
 
 
 class CallControl:
-    def __init__(self, client: CallAutomationClient) -> None:
+    def __init__(self, client: CallAutomationClient, telemetry: Telemetry, *, endpoint: str) -> None:
         self._client = client
+        self._telemetry = telemetry
+        self._target = urlsplit(endpoint).netloc  # names the ACS dependency in telemetry
 
     @classmethod
-    def from_settings(cls, acs: AcsSettings, credential: AsyncTokenCredential | None) -> CallControl:
-        return cls(
-            call_automation_client(
-                connection_string=acs.connection_string, endpoint=acs.endpoint, credential=credential
+    def from_settings(
+        cls, acs: AcsSettings, credential: AsyncTokenCredential | None, telemetry: Telemetry
+    ) -> CallControl:
+        client = call_automation_client(
+            connection_string=acs.connection_string, endpoint=acs.endpoint, credential=credential
+        )
+        endpoint = (
+            parse_connection_string(acs.connection_string)[0] if acs.connection_string else acs.endpoint or ""
+        )
+        return cls(client, telemetry, endpoint=endpoint)
+
+    async def hang_up(self, ids: CallIds) -> None:
+        connection = self._client.get_call_connection(ids.call_connection_id)
+        async with self._traced("hang_up", ids):
+            await connection.hang_up(is_for_everyone=True)
+
+    async def transfer(self, ids: CallIds, target: str, *, operation_context: str) -> None:
+        connection = self._client.get_call_connection(ids.call_connection_id)
+        async with self._traced("transfer_call_to_participant", ids):
+            await connection.transfer_call_to_participant(
+                identifier_for(target), operation_context=operation_context
             )
-        )
 
-    async def hang_up(self, call_connection_id: str) -> None:
-        await self._client.get_call_connection(call_connection_id).hang_up(is_for_everyone=True)
-
-    async def transfer(self, call_connection_id: str, target: str, *, operation_context: str) -> None:
-        await self._client.get_call_connection(call_connection_id).transfer_call_to_participant(
-            identifier_for(target), operation_context=operation_context
-        )
+    @contextlib.asynccontextmanager
+    async def _traced(self, operation: str, ids: CallIds) -> AsyncIterator[None]:
+        """Each Call Automation request as a dependency, with its outcome."""
+        started = time.monotonic()
+        code = "200"
+        try:
+            yield
+        except HttpResponseError as exc:
+            code = str(exc.status_code or "error")
+            raise
+        except Exception:
+            code = "error"
+            raise
+        finally:
+            self._telemetry.dependency(
+                f"ACS {operation}",
+                target=self._target,
+                kind="HTTP",
+                duration_s=time.monotonic() - started,
+                success=code == "200",
+                result_code=code,
+                ids=ids,
+            )
 
     async def close(self) -> None:
         await self._client.close()

@@ -20,6 +20,8 @@ import aiohttp
 from aiohttp import web
 from azure.core.exceptions import ResourceNotFoundError
 
+from common.telemetry import CallIds, Telemetry
+
 from . import realtime_protocol as rt
 from .acs_media import (
     STOP_AUDIO,
@@ -43,12 +45,14 @@ MAX_RECONNECTS = 5
 MAX_QUEUED_ASSISTANT_SECONDS = 120.0  # the model generates faster than real time; bound what waits (5.8 MB)
 AFTER_PLAYBACK_TIMEOUT_S = 30.0
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    call_connection_id: str
-    correlation_id: str
+ENDED_BY = {  # end reason -> who ended the call, for the audit trail
+    "assistant_ended": "assistant",
+    "transferred": "assistant",
+    "acs_closed": "caller_or_acs",
+    "max_call_seconds": "media_host",
+    "drain_timeout": "platform",
+    "shutdown": "platform",
+}
 
 
 @dataclass
@@ -71,6 +75,8 @@ class CallStats:
     reconnects: int = 0
     tool_calls: Counter[str] = field(default_factory=Counter)
     dtmf: list[str] = field(default_factory=list)
+    first_audio_ms: float | None = None  # media connected -> first assistant frame sent to ACS
+    turn_latency_ms: list[float] = field(default_factory=list)  # end of caller speech -> first answer frame
 
 
 class CallSession:
@@ -78,21 +84,25 @@ class CallSession:
         self,
         *,
         ws: web.WebSocketResponse,
-        info: CallInfo,
+        ids: CallIds,
+        profile: str | None,
         instructions: str,
         settings: MediaSettings,
         connector: ModelConnector,
         control: CallControl,
         tools: list[Tool],
+        telemetry: Telemetry,
     ) -> None:
         self.ws = ws
-        self.info = info
+        self.ids = ids
+        self.profile = profile
         self.instructions = instructions
         self.settings = settings
+        self.telemetry = telemetry
         self._connector = connector
         self._control = control
         self._tools = {tool.name: tool for tool in tools}
-        self._tool_ctx = ToolContext(info.call_connection_id, info.correlation_id, control, settings)
+        self._tool_ctx = ToolContext(ids, control, settings, telemetry)
         self.started_at = time.monotonic()
         self.turns: list[Turn] = []
         self.stats = CallStats()
@@ -108,7 +118,9 @@ class CallSession:
             quality=settings.soxr_quality,
             lead_ms=settings.playback_lead_ms,
             max_queued_seconds=MAX_QUEUED_ASSISTANT_SECONDS,
+            on_item_started=self._assistant_audio_started,
         )
+        self._caller_stopped_at: float | None = None  # end of the caller's last turn, until the answer starts
         self._model: aiohttp.ClientWebSocketResponse | None = None
         self._live_response: str | None = None
         self._response_idle = asyncio.Event()
@@ -125,6 +137,7 @@ class CallSession:
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         log.info("call media connected", extra=self._dims())
+        self.telemetry.event("MediaConnected", self.ids, profile=self.profile or "default")
         self._spawn(self._model_loop(), "model")
         self._spawn(self.playback.run(), "playback")
         try:
@@ -152,7 +165,7 @@ class CallSession:
         self.end_reason = self.end_reason or reason
         for attempt in (1, 2):
             try:
-                await self._control.hang_up(self.info.call_connection_id)
+                await self._control.hang_up(self.ids)
                 break
             except ResourceNotFoundError:
                 log.info("hang-up: the call had already ended", extra=self._dims())
@@ -170,6 +183,7 @@ class CallSession:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.ws.closed:
             await self.ws.close()
+        self._record_end()
         log.info(
             "call ended: %s after %d ms; %d turns, %d barge-ins, %d underruns, %d reconnects, malformed %s",
             self.end_reason,
@@ -182,8 +196,25 @@ class CallSession:
             extra=self._dims(),
         )
 
+    def _record_end(self) -> None:
+        why = self.end_reason or "unknown"
+        underruns = self.playback.stats.underruns
+        self.telemetry.event(
+            "CallEnded",
+            self.ids,
+            measurements={"duration_s": round(self.elapsed_ms / 1000, 3)},
+            who=ENDED_BY.get(why, "media_host"),
+            why=why,
+            turns=len(self.turns),
+            barge_ins=len(self.stats.barge_ins),
+            underruns=underruns,
+            reconnects=self.stats.reconnects,
+            malformed=dict(self.stats.malformed),
+        )
+        self.telemetry.metric("outbound_underruns", underruns, self.ids)
+
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=f"{name}:{self.info.call_connection_id}")
+        task = asyncio.create_task(coro, name=f"{name}:{self.ids.call_connection_id}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -195,10 +226,7 @@ class CallSession:
                 self._spawn(self._end_call("internal_error"), "end")
 
     def _dims(self) -> dict[str, str]:
-        return {
-            "call_connection_id": self.info.call_connection_id,
-            "correlation_id": self.info.correlation_id,
-        }
+        return self.ids.dims()
 
     # -- ACS side -----------------------------------------------------------------------------
     async def _acs_loop(self) -> None:
@@ -258,7 +286,7 @@ class CallSession:
         first = True
         while not self._closing:
             try:
-                model = await self._connector.connect()
+                model = await self._connector.connect(self.ids)
             except ModelUnavailable as exc:
                 log.error("%s; hanging up", exc, extra=self._dims())
                 await self._end_call("model_unavailable")
@@ -291,6 +319,13 @@ class CallSession:
                 self._response_idle.set()
 
     async def _start_model_session(self, model: aiohttp.ClientWebSocketResponse, *, greet: bool) -> None:
+        m = self.settings.model
+        if greet:
+            self.telemetry.event("ModelSessionStarted", self.ids, deployment=m.deployment, voice=m.voice,
+                                 auth_mode=self._connector.auth_mode, profile=self.profile or "default")  # fmt: skip
+        else:
+            self.telemetry.event("ModelReconnected", self.ids, reconnects=self.stats.reconnects)
+            self.telemetry.metric("model_reconnects", 1, self.ids)
         await model.send_str(rt.session_update(self._session_config(restore=not greet)))
         if greet or self._response_wanted:
             self._response_wanted = False
@@ -351,11 +386,15 @@ class CallSession:
         elif isinstance(event, rt.FunctionCall):
             self.stats.tool_calls[event.name] += 1
             self._spawn(self._run_tool(event), f"tool-{event.name}")
+        elif isinstance(event, rt.SpeechStopped):
+            self._caller_stopped_at = time.monotonic()
         elif isinstance(event, rt.CallerTranscript):
             self.turns.append(Turn("caller", event.text, event.item_id, self.elapsed_ms))
+            self.telemetry.transcript(self.ids, "caller", event.text)
         elif isinstance(event, rt.AssistantTranscript):
             interrupted = event.response_id in self._cancelled
             self.turns.append(Turn("assistant", event.text, event.item_id, self.elapsed_ms, interrupted))
+            self.telemetry.transcript(self.ids, "assistant", event.text)
         elif isinstance(event, rt.ServerError):
             self.stats.model_errors[event.code] += 1
             level = logging.DEBUG if event.code in BENIGN_MODEL_ERRORS else logging.WARNING
@@ -380,29 +419,42 @@ class CallSession:
             return
         self.stats.barge_ins.append(detected)
         await self._send_acs(STOP_AUDIO)
+        reaction_ms = (time.monotonic() - detected) * 1000
+        self.telemetry.metric("barge_in_reaction_ms", reaction_ms, self.ids)
         if live is not None:
             self._cancelled.add(live)
             await self._send_model(rt.response_cancel(live))
         if interrupted is not None:
             self._cancelled.add(interrupted.response_id)
             await self._send_model(rt.truncate(interrupted.item_id, interrupted.audio_end_ms))
-        log.info(
-            "barge-in: stopped assistant audio at %s ms",
-            interrupted.audio_end_ms if interrupted else 0,
-            extra=self._dims(),
+        audio_end_ms = interrupted.audio_end_ms if interrupted else 0
+        self.telemetry.event(
+            "BargeIn",
+            self.ids,
+            measurements={"reaction_ms": round(reaction_ms, 2)},
+            audio_end_ms=audio_end_ms,
         )
+        log.info("barge-in: stopped assistant audio at %s ms", audio_end_ms, extra=self._dims())
+
+    def _assistant_audio_started(self, item_id: str, at: float) -> None:
+        """The first frame of an assistant item went to ACS: the latencies a caller feels."""
+        if self.stats.first_audio_ms is None:
+            self.stats.first_audio_ms = (at - self.started_at) * 1000
+            self.telemetry.metric("first_assistant_audio_ms", self.stats.first_audio_ms, self.ids)
+        if self._caller_stopped_at is not None:
+            latency = (at - self._caller_stopped_at) * 1000
+            self.stats.turn_latency_ms.append(latency)
+            self.telemetry.metric("turn_latency_ms", latency, self.ids, item_id=item_id)
+            self._caller_stopped_at = None
 
     # -- tools --------------------------------------------------------------------------------
     async def _run_tool(self, call: rt.FunctionCall) -> None:
         started = time.monotonic()
-        result = await self._call_tool(call)
-        log.info(
-            "tool %s finished in %d ms: %s",
-            call.name,
-            (time.monotonic() - started) * 1000,
-            result.output[:200],
-            extra=self._dims(),
-        )
+        result, outcome = await self._call_tool(call)
+        duration_ms = (time.monotonic() - started) * 1000
+        self.telemetry.event("ToolCalled", self.ids, measurements={"duration_ms": round(duration_ms, 2)},
+                             tool=call.name, outcome=outcome)  # fmt: skip
+        log.info("tool %s: %s in %d ms", call.name, outcome, duration_ms, extra=self._dims())
         if result.end_reason and result.after_playback is None:
             self.end_reason = self.end_reason or result.end_reason
         await self._send_model(rt.function_output(call.call_id, result.output))
@@ -411,25 +463,28 @@ class CallSession:
         if result.after_playback is not None:
             await self._after_playback(result)
 
-    async def _call_tool(self, call: rt.FunctionCall) -> ToolResult:
-        """Failures become a result the model can talk about; they never reach the call loop."""
+    async def _call_tool(self, call: rt.FunctionCall) -> tuple[ToolResult, str]:
+        """The result and its outcome. Failures become a result the model can talk about; they
+        never reach the call loop."""
         tool = self._tools.get(call.name)
         if tool is None:
-            return ToolResult(json.dumps({"error": f"unknown tool {call.name!r}"}))
+            return ToolResult(json.dumps({"error": f"unknown tool {call.name!r}"})), "unknown_tool"
         try:
             args = json.loads(call.arguments or "{}")
             if not isinstance(args, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
-            return ToolResult(json.dumps({"error": f"invalid arguments: {exc}"}))
+            return ToolResult(json.dumps({"error": f"invalid arguments: {exc}"})), "invalid_arguments"
         try:
             async with asyncio.timeout(self.settings.tool_timeout_seconds):
-                return await tool.run(args, self._tool_ctx)
+                return await tool.run(args, self._tool_ctx), "ok"
         except TimeoutError:
-            return ToolResult(json.dumps({"error": f"{call.name} timed out"}))
+            return ToolResult(json.dumps({"error": f"{call.name} timed out"})), "timeout"
         except Exception as exc:
             log.warning("tool %s failed: %s", call.name, exc, extra=self._dims())
-            return ToolResult(json.dumps({"error": f"{call.name} failed: {type(exc).__name__}: {exc}"}))
+            return ToolResult(
+                json.dumps({"error": f"{call.name} failed: {type(exc).__name__}: {exc}"})
+            ), "error"
 
     async def _request_response(self) -> None:
         if self._live_response is not None:

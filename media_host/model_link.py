@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
+
+from common.telemetry import CallIds, Telemetry
 
 from .settings import ModelSettings
 
@@ -78,12 +81,18 @@ class ModelUnavailable(Exception):
 
 class ModelConnector:
     def __init__(
-        self, settings: ModelSettings, http: aiohttp.ClientSession, tokens: BearerTokenCache | None
+        self,
+        settings: ModelSettings,
+        http: aiohttp.ClientSession,
+        tokens: BearerTokenCache | None,
+        telemetry: Telemetry,
     ) -> None:
         self._settings = settings
         self._http = http
         self._tokens = tokens
+        self._telemetry = telemetry
         self.url = settings.realtime_url()
+        self.auth_mode = "api-key" if settings.api_key else "entra-id"
 
     async def _headers(self) -> dict[str, str]:
         if self._settings.api_key:
@@ -91,21 +100,26 @@ class ModelConnector:
         assert self._tokens is not None
         return {"Authorization": f"Bearer {await self._tokens.get()}"}
 
-    async def connect(self) -> aiohttp.ClientWebSocketResponse:
+    async def connect(self, ids: CallIds) -> aiohttp.ClientWebSocketResponse:
         """Open the socket, retrying with exponential backoff; raise ModelUnavailable at the end."""
         attempts = self._settings.connect_attempts
         last = "no attempt made"
         for attempt in range(1, attempts + 1):
+            started = time.monotonic()
+            code = ""
             try:
-                return await self._http.ws_connect(
+                socket = await self._http.ws_connect(
                     self.url,
                     headers=await self._headers(),
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                     heartbeat=20.0,
                     max_msg_size=16 * 1024 * 1024,
                 )
+                self._record(ids, started, "101", success=True, attempt=attempt)
+                return socket
             except aiohttp.WSServerHandshakeError as exc:
                 # 401/403 will not heal by retrying quickly, but a 429/5xx might; both are bounded anyway
+                code = str(exc.status)
                 last = f"HTTP {exc.status} on upgrade" + (
                     " (check the role assignment or key)" if exc.status in (401, 403) else ""
                 )
@@ -113,7 +127,22 @@ class ModelConnector:
                 last = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # credential failures (no managed identity, expired login, ...)
                 last = f"credential error {type(exc).__name__}: {exc}"
-            log.warning("model connect attempt %d/%d failed: %s", attempt, attempts, last)
+            self._record(ids, started, code or "error", success=False, attempt=attempt, error=last)
+            log.warning("model connect attempt %d/%d failed: %s", attempt, attempts, last, extra=ids.dims())
             if attempt < attempts:
                 await asyncio.sleep(self._settings.connect_backoff_seconds * 2 ** (attempt - 1))
         raise ModelUnavailable(f"model socket {self.url} unreachable after {attempts} attempts: {last}")
+
+    def _record(self, ids: CallIds, started: float, code: str, *, success: bool, **props: object) -> None:
+        self._telemetry.dependency(
+            "model socket",
+            target=urlsplit(self.url).netloc,
+            kind="WebSocket",
+            duration_s=time.monotonic() - started,
+            success=success,
+            result_code=code,
+            ids=ids,
+            deployment=self._settings.deployment,
+            auth_mode=self.auth_mode,
+            **props,
+        )

@@ -60,9 +60,11 @@ class Playback:
         quality: str,
         lead_ms: int,
         max_queued_seconds: float,
+        on_item_started: Callable[[str, float], None] = lambda item_id, at: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send = send
+        self._on_item_started = on_item_started
         self._clock = clock
         self._lead = lead_ms / 1000
         self._max_frames = int(max_queued_seconds * 1000 / FRAME_MS)
@@ -159,6 +161,8 @@ class Playback:
                     self.stats.underruns += 1
                 self._deadline = now
             self._deadline += FRAME_S
+            if frame.item_id != self._last_item:
+                self._on_item_started(frame.item_id, now)
             self._last_item = frame.item_id
             item.sent_bytes += frame.real_bytes
             self.stats.frames_sent += 1

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
 from common.profiles import DEFAULT_PROFILES_DIR, load_profiles, resolve_profiles_dir
 from common.settings_reader import SettingsReader
+from common.telemetry import TelemetrySettings
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -65,6 +66,7 @@ class MediaSettings:
     max_buffered_seconds: float  # caller audio held while the model socket (re)connects
     tool_timeout_seconds: float
     profiles: Mapping[str, str]  # instructions by profile name, chosen per call with ?profile=
+    telemetry: TelemetrySettings
     extra_tools: str | None  # "package.module:factory" returning more tools
     log_level: str
 
@@ -113,6 +115,7 @@ class MediaSettings:
             max_buffered_seconds=r.number("MEDIA_MAX_BUFFERED_SECONDS", 10, low=0.5, high=120),
             tool_timeout_seconds=r.number("TOOL_TIMEOUT_SECONDS", 20, low=0.5, high=600),
             profiles=_profiles(r),
+            telemetry=TelemetrySettings.read(r),
             extra_tools=r.optional("MEDIA_EXTRA_TOOLS"),
             log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
         )

@@ -13,16 +13,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from common.telemetry import CallIds, Telemetry
+
 from .call_control import CallControl
 from .settings import MediaSettings
 
 
 @dataclass(frozen=True)
 class ToolContext:
-    call_connection_id: str
-    correlation_id: str
+    ids: CallIds  # the call, as telemetry and Call Automation know it
     control: CallControl
     settings: MediaSettings
+    telemetry: Telemetry  # for a tool's own audit events
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class EndCall:
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         async def hang_up() -> None:
-            await ctx.control.hang_up(ctx.call_connection_id)
+            await ctx.control.hang_up(ctx.ids)
 
         return ToolResult(
             output=json.dumps({"status": "ending"}),
@@ -94,7 +96,8 @@ class TransferToAgent:
         self.target = target
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        await ctx.control.transfer(ctx.call_connection_id, self.target, operation_context="transfer_to_agent")
+        ctx.telemetry.event("TransferRequested", ctx.ids, target=ctx.telemetry.show_number(self.target))
+        await ctx.control.transfer(ctx.ids, self.target, operation_context="transfer_to_agent")
         return ToolResult(
             output=json.dumps({"status": "transfer_started"}), respond=False, end_reason="transferred"
         )

@@ -487,7 +487,7 @@ async def test_door_keeps_call_headers(start_media_host: StartMediaHost, model: 
     host = await start_media_host()
     leg = await host.call()
     await model.socket()
-    info = next(iter(host.state.calls)).info
+    info = next(iter(host.state.calls)).ids
     assert (info.call_connection_id, info.correlation_id) == (leg.call_connection_id, leg.correlation_id)
     await leg.close()
 

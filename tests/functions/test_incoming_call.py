@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -83,7 +83,8 @@ async def test_batch_answers_each_incoming_call_with_bidirectional_media(acs: Ca
         assert body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks"
         assert body["operationContext"] == "inbound-call"
         assert body["mediaStreamingOptions"] == {
-            "transportUrl": "wss://media.example/ws/media",
+            # the caller rides along for the media plane's telemetry, masked
+            "transportUrl": "wss://media.example/ws/media?caller=%2B81%2A%2A%2A%2A%2A%2A5678",
             "transportType": "websocket",
             "contentType": "audio",
             "audioChannelType": "mixed",
@@ -112,7 +113,10 @@ async def test_profile_and_16k_format_reach_the_transport_url(
 
     options = answers(acs)[0]["mediaStreamingOptions"]
     assert isinstance(options, dict)
-    assert options["transportUrl"] == "wss://media.example/ws/media?profile=restaurant"
+    assert (
+        options["transportUrl"]
+        == "wss://media.example/ws/media?profile=restaurant&caller=%2B81%2A%2A%2A%2A%2A%2A5678"
+    )
     assert options["audioFormat"] == "pcm16KMono"
 
 
@@ -306,4 +310,5 @@ async def test_transport_url_keeps_the_media_host_path(
     options = answers(acs)[0]["mediaStreamingOptions"]
     assert isinstance(options, dict)
     url = urlsplit(str(options["transportUrl"]))
-    assert (url.path, url.query) == ("/voice/ws/media", "tenant=a")
+    assert url.path == "/voice/ws/media"
+    assert parse_qs(url.query)["tenant"] == ["a"]  # the operator's own query is kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -30,7 +31,7 @@ async def test_pstn_call_uses_our_caller_id_and_streams_media(
     assert created.body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks"
     assert created.body["operationContext"] == "outbound-call"
     assert created.body["mediaStreamingOptions"] == {
-        "transportUrl": "wss://media.example/ws/media?profile=restaurant",
+        "transportUrl": "wss://media.example/ws/media?profile=restaurant&caller=%2B49%2A%2A%2A%2A%2A%2A%2A6789",
         "transportType": "websocket",
         "contentType": "audio",
         "audioChannelType": "mixed",
@@ -52,7 +53,11 @@ async def test_call_to_an_acs_user_needs_no_caller_id(
     created = await acs.wait_for("create")
     assert created.body["targets"][0]["communicationUser"] == {"id": OUR_USER}
     assert "sourceCallerIdNumber" not in created.body
-    assert created.body["mediaStreamingOptions"]["transportUrl"] == "wss://media.example/ws/media"
+    url = urlsplit(created.body["mediaStreamingOptions"]["transportUrl"])
+    assert (url.path, parse_qs(url.query)) == (
+        "/ws/media",
+        {"caller": [OUR_USER]},
+    )  # an ACS id is not a number
 
 
 async def test_pstn_without_acs_phone_number_is_409(

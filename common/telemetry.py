@@ -1,0 +1,327 @@
+"""Application Insights for both planes, behind one small interface: swap the exporter here only.
+
+Every record of a call (audit event, metric, trace, request, dependency) carries the same
+dimensions and uses the ACS correlation id as its operation id, so one KQL query follows a call
+across the control and media planes. Records are built as Application Insights envelopes with
+opencensus-ext-azure's protocol classes and handed to its exporter, which batches and sends them
+from its own thread: `emit` never blocks (a full queue drops, counted in the exporter's warning) and
+a failing ingestion endpoint costs a call nothing. Without a connection string the same events are
+written as one-line JSON logs (logger `audit`), so nothing is lost locally either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from common.phone import mask_phone
+from common.settings_reader import SettingsReader
+
+log = logging.getLogger("audit")
+
+# SDK self-diagnostics ("statsbeat") would post to Microsoft's endpoints on its own; a call path
+# has no business reaching anything but the configured ingestion endpoint.
+os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+
+from opencensus.ext.azure.common.processor import ProcessorMixin  # noqa: E402
+from opencensus.ext.azure.common.protocol import (  # noqa: E402 - after the statsbeat switch
+    Data,
+    DataPoint,
+    Envelope,
+    Event,
+    Message,
+    MetricData,
+    RemoteDependency,
+    Request,
+)
+from opencensus.ext.azure.common.transport import TransportMixin  # noqa: E402
+from opencensus.ext.azure.log_exporter import BaseLogHandler  # noqa: E402
+
+ROLE_INSTANCE = socket.gethostname()
+CALL_DIMENSIONS = ("correlation_id", "call_connection_id", "server_call_id", "caller")
+
+
+TELEMETRY_SETTINGS = (
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "AUDIT_UNMASKED_NUMBERS",
+    "AUDIT_TRANSCRIPTS",
+    "TELEMETRY_EXPORT_INTERVAL_SECONDS",
+)
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    connection_string: str | None
+    use_aad: bool  # APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD[;ClientId=...]
+    aad_client_id: str | None
+    unmasked_numbers: bool
+    transcripts: bool
+    export_interval: float
+
+    @classmethod
+    def read(cls, r: SettingsReader) -> TelemetrySettings:
+        connection_string = r.optional("APPLICATIONINSIGHTS_CONNECTION_STRING")
+        if connection_string is not None and "instrumentationkey=" not in connection_string.lower():
+            r.problems.append("APPLICATIONINSIGHTS_CONNECTION_STRING has no InstrumentationKey=")
+            connection_string = None
+        auth = dict(
+            p.split("=", 1)
+            for p in (r.optional("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or "").split(";")
+            if "=" in p
+        )
+        return cls(
+            connection_string=connection_string,
+            use_aad=auth.get("Authorization", "").upper() == "AAD",
+            aad_client_id=auth.get("ClientId") or r.optional("AZURE_CLIENT_ID"),
+            unmasked_numbers=r.flag("AUDIT_UNMASKED_NUMBERS"),
+            transcripts=r.flag("AUDIT_TRANSCRIPTS"),
+            export_interval=r.number("TELEMETRY_EXPORT_INTERVAL_SECONDS", 5.0, low=0.1, high=300),
+        )
+
+
+@dataclass(frozen=True)
+class CallIds:
+    """Who a record is about. `caller` is already as it may be shown (see Telemetry.show_number)."""
+
+    correlation_id: str = ""
+    call_connection_id: str = ""
+    server_call_id: str = ""
+    caller: str = ""
+
+    def dims(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in CALL_DIMENSIONS if getattr(self, name)}
+
+
+class Telemetry:
+    def __init__(
+        self,
+        *,
+        plane: str,
+        connection_string: str | None = None,
+        aad_client_id: str | None = None,
+        use_aad: bool = False,
+        unmasked_numbers: bool = False,
+        transcripts: bool = False,
+        export_interval: float = 5.0,
+    ) -> None:
+        self.plane = plane
+        self.unmasked_numbers = unmasked_numbers
+        self.transcripts = transcripts
+        self._sink: _Exporter | None = None
+        self._attached: list[tuple[logging.Logger, logging.Handler, int]] = []
+        if connection_string:
+            credential = None
+            if use_aad:  # App Insights with local auth disabled takes Entra tokens only
+                from azure.identity import ManagedIdentityCredential  # noqa: PLC0415 - only in Azure
+
+                credential = ManagedIdentityCredential(client_id=aad_client_id)
+            self._sink = _Exporter(
+                connection_string=connection_string,
+                credential=credential,
+                enable_local_storage=False,  # no disk spool: a dead endpoint drops, it never backs up
+                export_interval=export_interval,
+                max_batch_size=100,
+                queue_capacity=8192,
+                timeout=5.0,
+            )
+
+    @classmethod
+    def from_settings(cls, settings: TelemetrySettings, *, plane: str) -> Telemetry:
+        return cls(
+            plane=plane,
+            connection_string=settings.connection_string,
+            use_aad=settings.use_aad,
+            aad_client_id=settings.aad_client_id,
+            unmasked_numbers=settings.unmasked_numbers,
+            transcripts=settings.transcripts,
+            export_interval=settings.export_interval,
+        )
+
+    @property
+    def exporting(self) -> bool:
+        return self._sink is not None
+
+    def show_number(self, number: str | None) -> str:
+        """A phone number as records may carry it: masked unless AUDIT_UNMASKED_NUMBERS=true."""
+        if not number:
+            return ""
+        return number if self.unmasked_numbers else mask_phone(number)
+
+    # -- the record types -----------------------------------------------------------------------
+    def event(
+        self,
+        name: str,
+        ids: CallIds | None = None,
+        *,
+        measurements: Mapping[str, float] | None = None,
+        **props: Any,
+    ) -> None:
+        """One named audit event with its reason codes (customEvents)."""
+        properties = self._properties(ids, props)
+        if self._sink is None:
+            log.info(json.dumps({"event": name, **properties, **(measurements or {})}, default=str))
+            return
+        data = Event(name=name, properties=properties, measurements=dict(measurements or {}))
+        self._send(data, "EventData", ids)
+
+    def metric(self, name: str, value: float, ids: CallIds | None = None, **props: Any) -> None:
+        """One measured value (customMetrics), kept per call so percentiles can be computed."""
+        properties = self._properties(ids, props)
+        if self._sink is None:
+            log.info(json.dumps({"metric": name, "value": value, **properties}, default=str))
+            return
+        data = MetricData(
+            metrics=[DataPoint(ns=self.plane, name=name, value=float(value))], properties=properties
+        )
+        self._send(data, "MetricData", ids)
+
+    def transcript(self, ids: CallIds, role: str, text: str) -> None:
+        """Each turn's text as its own event; off unless AUDIT_TRANSCRIPTS=true."""
+        if self.transcripts:
+            self.event("Turn", ids, role=role, text=text)
+
+    def request(
+        self, name: str, *, url: str, status: int, duration_s: float, ids: CallIds | None = None, **props: Any
+    ) -> None:
+        """An incoming HTTP request (requests)."""
+        if self._sink is None:
+            return  # the server's own access log covers it locally
+        data = Request(
+            id=uuid.uuid4().hex[:16],
+            name=name,
+            url=url,
+            responseCode=str(status),
+            success=status < 400,
+            duration=_duration(duration_s),
+            properties=self._properties(ids, props),
+        )
+        self._send(data, "RequestData", ids)
+
+    def dependency(
+        self,
+        name: str,
+        *,
+        target: str,
+        kind: str,
+        duration_s: float,
+        success: bool,
+        result_code: str = "",
+        ids: CallIds | None = None,
+        **props: Any,
+    ) -> None:
+        """An outgoing call: to ACS, or the model socket (dependencies)."""
+        if self._sink is None:
+            level = logging.DEBUG if success else logging.WARNING
+            log.log(level, json.dumps({"dependency": name, "target": target, "ms": round(duration_s * 1000),
+                                       "success": success, "result": result_code, **self._properties(ids, props)}))  # fmt: skip
+            return
+        data = RemoteDependency(
+            id=uuid.uuid4().hex[:16],
+            name=name,
+            target=target,
+            type=kind,
+            resultCode=result_code,
+            success=success,
+            duration=_duration(duration_s),
+            properties=self._properties(ids, props),
+        )
+        self._send(data, "RemoteDependencyData", ids)
+
+    def trace(self, record: logging.LogRecord) -> None:
+        """A log line (traces), with the call's dimensions taken from the record's `extra`."""
+        if self._sink is None:
+            return
+        ids = CallIds(**{name: str(getattr(record, name, "") or "") for name in CALL_DIMENSIONS})
+        data = Message(
+            message=record.getMessage(),
+            severityLevel=max(0, record.levelno - 1) // 10,
+            properties=self._properties(ids, {"logger": record.name}),
+        )
+        self._send(data, "MessageData", ids)
+
+    def attach_logs(self, *logger_names: str) -> None:
+        """Send these loggers' records (INFO and up) as traces."""
+        if self._sink is None:
+            return
+        handler = _TraceHandler(self)
+        for name in logger_names:
+            logger = logging.getLogger(name)
+            logger.addHandler(handler)
+            self._attached.append((logger, handler, logger.level))
+            # what is exported must not depend on how verbose the console is
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (bounded by `timeout`) and stop. Blocking: call it off the event loop."""
+        for logger, handler, level in self._attached:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        self._attached.clear()
+        if self._sink is not None:
+            self._sink.close(timeout=timeout)
+            self._sink = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _properties(self, ids: CallIds | None, props: Mapping[str, Any]) -> dict[str, str]:
+        properties = {"plane": self.plane, **(ids.dims() if ids else {})}
+        properties.update(
+            {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in props.items()}
+        )
+        return properties
+
+    def _send(self, base_data: Any, base_type: str, ids: CallIds | None) -> None:
+        assert self._sink is not None
+        operation = (ids.correlation_id if ids else "") or uuid.uuid4().hex
+        envelope = Envelope(
+            iKey=self._sink.options.instrumentation_key,
+            name=f"Microsoft.ApplicationInsights.{base_type.removesuffix('Data')}",
+            time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            tags={
+                "ai.cloud.role": self.plane,
+                "ai.cloud.roleInstance": ROLE_INSTANCE,
+                "ai.operation.id": operation,
+                "ai.operation.parentId": operation,
+            },
+            data=Data(baseData=base_data, baseType=base_type),
+        )
+        self._sink.put(envelope)
+
+
+class _Exporter(TransportMixin, ProcessorMixin, BaseLogHandler):  # type: ignore[misc]
+    """opencensus-ext-azure's queue, worker thread and transport, fed ready-made envelopes."""
+
+    def put(self, envelope: Envelope) -> None:
+        record = logging.LogRecord("telemetry", logging.INFO, "", 0, "", None, None)
+        record.envelope = envelope
+        self._queue.put(record, block=False)  # full queue: dropped, never waited on
+
+    def log_record_to_envelope(self, record: logging.LogRecord) -> Envelope:
+        return record.envelope  # type: ignore[attr-defined]
+
+
+class _TraceHandler(logging.Handler):
+    def __init__(self, telemetry: Telemetry) -> None:
+        super().__init__(logging.INFO)
+        self.telemetry = telemetry
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.telemetry.trace(record)
+
+
+def _duration(seconds: float) -> str:
+    """Application Insights' d.hh:mm:ss.fff."""
+    ms = max(0, round(seconds * 1000))
+    s, ms = divmod(ms, 1000)
+    m, s = divmod(s, 60)
+    h, m = divmod(m, 60)
+    d, h = divmod(h, 24)
+    return f"{d}.{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
