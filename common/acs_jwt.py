@@ -31,6 +31,7 @@ ACS_ISSUER = "https://acscallautomation.communication.azure.com"
 
 _ALGORITHM = "RS256"
 _MIN_RSA_BITS = 2048
+FAILED_FETCH_RETRY_SECONDS = 2.0
 
 RejectReason = Literal[
     "missing",
@@ -194,7 +195,13 @@ class AcsJwtVerifier:
             if key is not None:
                 return key
             now = time.monotonic()
-            if self._last_fetch_at is None or now - self._last_fetch_at >= self._min_refresh:
+            # after a failure, try again sooner: until the keys come back every call is refused
+            wait = (
+                self._min_refresh
+                if self._last_fetch_ok
+                else min(self._min_refresh, FAILED_FETCH_RETRY_SECONDS)
+            )
+            if self._last_fetch_at is None or now - self._last_fetch_at >= wait:
                 await self._refresh()
                 key = self._keys.get(kid)
                 if key is not None:

@@ -10,11 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.communication.callautomation import (
+    CommunicationIdentifier,
+    CommunicationUserIdentifier,
+    PhoneNumberIdentifier,
+)
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 
 from .settings_reader import parse_connection_string
+
+# azure-core's defaults retry 10 times with backoff up to 120 s and 300 s timeouts: a ringing call or
+# a hang-up cannot wait that long. Few and quick retries; the callers bound each request as well.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+    "connection_timeout": 5,
+    "read_timeout": 10,
+}
+
+ACS_TARGET = "ACS Call Automation"  # how Call Automation requests are named as dependencies in telemetry
+
+
+def sdk_identifier(target: str) -> CommunicationIdentifier:
+    """A validated target (E.164 or ACS user id) as the SDK's identifier class."""
+    return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)
 
 
 def call_automation_client(
@@ -26,9 +47,11 @@ def call_automation_client(
 ) -> CallAutomationClient:
     if connection_string:
         conn_endpoint, key = parse_connection_string(connection_string)
-        return CallAutomationClient(conn_endpoint.rstrip("/"), AzureKeyCredential(key), **options)
+        return CallAutomationClient(
+            conn_endpoint.rstrip("/"), AzureKeyCredential(key), **{**CLIENT_OPTIONS, **options}
+        )
     if not endpoint or credential is None:
         raise ValueError(
             "ACS_ENDPOINT with a credential, or AZURE_COMMUNICATION_CONNECTION_STRING, is required"
         )
-    return CallAutomationClient(endpoint.rstrip("/"), credential, **options)
+    return CallAutomationClient(endpoint.rstrip("/"), credential, **{**CLIENT_OPTIONS, **options})

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ACS_USER = re.compile(r"^8:acs:[0-9a-fA-F-]{36}_[0-9A-Za-z_-]+$")
 
@@ -54,6 +55,15 @@ class SettingsReader:
             return default
         return value
 
+    def guid(self, name: str) -> str:
+        """A required GUID, e.g. the ACS immutable resource id (a common mistake is the ARM path)."""
+        value = self.required(name)
+        if value and not GUID.match(value):
+            self.problems.append(
+                f"{name} must be the resource's immutable id (a GUID), not its ARM path or name"
+            )
+        return value
+
     def flag(self, name: str) -> bool:
         raw = self.optional(name)
         if raw is None:
@@ -79,8 +89,9 @@ class SettingsReader:
             return None
         parts = urlsplit(raw)
         if parts.scheme not in schemes or not parts.netloc:
+            # not the value: a connection string pasted into the wrong setting would print its key
             self.problems.append(
-                f"{name}={raw!r} must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
             )
             return None
         return raw.rstrip("/")

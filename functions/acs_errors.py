@@ -1,6 +1,6 @@
 """Outcomes of Call Automation requests, sorted into "retrying may help" and "it will not".
 
-azure-core already retried transient statuses inside the client (see runtime.RETRY_TOTAL); what
+azure-core already retried transient statuses inside the client (see common.call_automation.CLIENT_OPTIONS); what
 reaches here is final for this invocation. The caller decides what that means for its own sender
 (Event Grid retries on 503, an API client gets 502).
 """
@@ -15,6 +15,7 @@ from typing import TypeVar
 import aiohttp
 from azure.core.exceptions import AzureError, HttpResponseError
 
+from common.call_automation import ACS_TARGET
 from common.phone import mask_phone_numbers
 from common.telemetry import CallIds, Telemetry
 
@@ -48,7 +49,7 @@ async def acs_request(
         raise
     finally:
         telemetry.dependency(
-            f"ACS {operation}", target="ACS Call Automation", kind="HTTP", duration_s=time.monotonic() - started,
+            f"ACS {operation}", target=ACS_TARGET, kind="HTTP", duration_s=time.monotonic() - started,
             success=code == "200", result_code=code, ids=ids,
         )  # fmt: skip
 

@@ -5,12 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from azure.communication.callautomation import (
-    CommunicationIdentifier,
-    CommunicationUserIdentifier,
-    PhoneNumberIdentifier,
-)
-
 from common.phone import mask_phone
 from common.settings_reader import E164
 from common.telemetry import Telemetry
@@ -60,11 +54,6 @@ def parse_identifier(value: Any, where: str) -> Identifier:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def sdk_identifier(target: str) -> CommunicationIdentifier:
-    """A validated target (E.164 or ACS user id) as the SDK's identifier class."""
-    return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)
 
 
 def shown(telemetry: Telemetry, identity: Identifier) -> str:

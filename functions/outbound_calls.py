@@ -14,6 +14,7 @@ from pathlib import Path
 import azure.functions as func
 from azure.communication.callautomation import PhoneNumberIdentifier
 
+from common.call_automation import sdk_identifier
 from common.phone import mask_phone
 from common.profiles import profile_problem
 from common.settings_reader import ACS_USER, E164
@@ -21,7 +22,6 @@ from common.telemetry import CallIds
 
 from .acs_errors import AcsFailure, acs_request
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
-from .identifiers import sdk_identifier
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
 from .runtime import runtime

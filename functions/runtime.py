@@ -11,13 +11,12 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.identity.aio import DefaultAzureCredential
 
 from common.acs_jwt import AcsJwtVerifier
-from common.call_automation import call_automation_client
+from common.call_automation import CLIENT_OPTIONS, call_automation_client
 from common.telemetry import Telemetry
 
 from .dedupe import RecentKeys
@@ -28,16 +27,10 @@ log = logging.getLogger(__name__)
 # Insights at the host's Information level. Failures still surface, through our own log lines.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-# azure-core retries 408/429/5xx and connection errors by itself. Few and quick: a ringing call does
-# not wait long, and Event Grid's own redelivery (we answer 503) is the slower second line.
-RETRY_TOTAL = 2
-ACS_ATTEMPTS = RETRY_TOTAL + 1
-_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": RETRY_TOTAL,
-    "retry_backoff_factor": 0.2,
-    "connection_timeout": 5,
-    "read_timeout": 10,
-}
+# azure-core retries 408/429/5xx and connection errors by itself (common.call_automation.CLIENT_OPTIONS):
+# few and quick, since a ringing call does not wait long and Event Grid's redelivery (we answer 503)
+# is the slower second line.
+ACS_ATTEMPTS = CLIENT_OPTIONS["retry_total"] + 1
 
 
 class Runtime:
@@ -63,7 +56,6 @@ class Runtime:
                 connection_string=s.connection_string,
                 endpoint=s.acs_endpoint,
                 credential=self._credential,
-                **_CLIENT_OPTIONS,
             )
         return self._client
 

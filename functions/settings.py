@@ -7,7 +7,6 @@ function names the settings it needs and answers 503 when one of them is bad.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ T = TypeVar("T")
 
 
 AUDIO_FORMATS = {"pcm24kmono": "pcm24KMono", "pcm16kmono": "pcm16KMono"}  # SettingsReader lowercases
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 # What each function needs; a problem with any of them makes that function answer 503.
 ACS_CLIENT = ("ACS_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING")
@@ -86,12 +84,7 @@ class ControlSettings:
             return value
 
         http = ("https", "http")  # http only reaches a local emulator; real ACS insists on https
-        resource_id = read("ACS_RESOURCE_ID", r.required)
-        if resource_id and not _GUID.match(resource_id):
-            problem(
-                "ACS_RESOURCE_ID",
-                "ACS_RESOURCE_ID must be the ACS resource's immutable resource id (a GUID), not its ARM path",
-            )
+        resource_id = read("ACS_RESOURCE_ID", r.guid)
         acs_endpoint = read("ACS_ENDPOINT", lambda n: r.optional_url(n, schemes=http))
         connection_string = read("AZURE_COMMUNICATION_CONNECTION_STRING", r.connection_string)
         if not (acs_endpoint or connection_string) and not set(ACS_CLIENT) & problems.keys():

@@ -2,6 +2,7 @@
 
 Inbound (ACS -> us): `AudioMetadata`, `AudioData`, `DtmfData` become small typed events; anything
 else raises `MalformedMessage` (with a short reason the session counts) or returns `UnknownKind`.
+Message size is bounded by the caller (the session drops oversized messages before parsing).
 Outbound (us -> ACS): `AudioData` and `StopAudio` in the documented PascalCase form.
 """
 
@@ -12,22 +13,18 @@ import binascii
 import json
 from dataclasses import dataclass
 
-SUPPORTED_RATES = (8000, 16000, 24000, 48000)
+SUPPORTED_RATES = (16000, 24000)  # pcm16KMono, pcm24KMono
 
 
 @dataclass(frozen=True, slots=True)
 class AudioMetadata:
     sample_rate: int
-    frame_bytes: int  # ACS's `length`: bytes per 20 ms packet
-    subscription_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class AudioData:
     b64: str  # kept so 24 kHz audio reaches the model without a re-encode
-    pcm: bytes
-    silent: bool
-    participant: str | None
+    pcm: bytes  # empty for a `silent` frame that carries no data
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +46,16 @@ class MalformedMessage(ValueError):
         self.reason = reason
 
 
-def parse_inbound(text: str | bytes, *, max_audio_bytes: int) -> InboundMessage:
+def parse_inbound(text: str | bytes) -> InboundMessage:
     try:
         message = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise MalformedMessage("not_json") from None
     if not isinstance(message, dict):
         raise MalformedMessage("not_object")
     kind = message.get("kind", message.get("Kind"))
     if kind == "AudioData":
-        return _audio_data(_section(message, "audioData"), max_audio_bytes)
+        return _audio_data(_section(message, "audioData"))
     if kind == "AudioMetadata":
         return _audio_metadata(_section(message, "audioMetadata"))
     if kind == "DtmfData":
@@ -78,13 +75,10 @@ def _section(message: dict[str, object], name: str) -> dict[str, object]:
     return body
 
 
-def _audio_data(body: dict[str, object], max_audio_bytes: int) -> AudioData:
-    b64 = body.get("data", "")
-    silent = body.get("silent") is True
+def _audio_data(body: dict[str, object]) -> AudioData:
+    b64 = body.get("data", "")  # a `silent` frame may carry none
     if not isinstance(b64, str):
         raise MalformedMessage("audio_not_base64")
-    if len(b64) > (max_audio_bytes * 4) // 3 + 4:
-        raise MalformedMessage("audio_too_large")
     try:
         # strict: the string may later be spliced into JSON unescaped, so only the base64 alphabet passes
         pcm = binascii.a2b_base64(b64, strict_mode=True) if b64 else b""
@@ -92,25 +86,16 @@ def _audio_data(body: dict[str, object], max_audio_bytes: int) -> AudioData:
         raise MalformedMessage("audio_not_base64") from None
     if len(pcm) % 2:
         raise MalformedMessage("audio_odd_length")
-    participant = body.get("participantRawID")
-    return AudioData(
-        b64=b64, pcm=pcm, silent=silent, participant=participant if isinstance(participant, str) else None
-    )
+    return AudioData(b64=b64, pcm=pcm)
 
 
 def _audio_metadata(body: dict[str, object]) -> AudioMetadata:
-    rate, length, channels = body.get("sampleRate"), body.get("length"), body.get("channels", 1)
-    encoding = body.get("encoding", "PCM")
+    rate, channels = body.get("sampleRate"), body.get("channels", 1)
     if rate not in SUPPORTED_RATES or not isinstance(rate, int):
         raise MalformedMessage("unsupported_sample_rate")
-    if channels != 1 or encoding != "PCM":
+    if channels != 1 or body.get("encoding", "PCM") != "PCM":
         raise MalformedMessage("unsupported_format")
-    subscription = body.get("subscriptionId")
-    return AudioMetadata(
-        sample_rate=rate,
-        frame_bytes=length if isinstance(length, int) and length > 0 else rate // 50 * 2,
-        subscription_id=subscription if isinstance(subscription, str) else "",
-    )
+    return AudioMetadata(sample_rate=rate)
 
 
 def audio_frame(pcm: bytes) -> str:

@@ -116,10 +116,12 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     )
 
     def refuse(status: int, reason: str, message: str) -> web.HTTPException:
+        # Recorded without the request's headers: before the JWT is verified they are anyone's words,
+        # and must not put entries (or numbers) into a real call's audit trail.
         host.refused[reason] += 1
-        host.telemetry.event("MediaRefused", ids, reason=reason, status=status)
+        host.telemetry.event("MediaRefused", reason=reason, status=status)
         host.telemetry.request(
-            "GET /ws/media", url=request.path, status=status, duration_s=time.monotonic() - started, ids=ids
+            "GET /ws/media", url=request.path, status=status, duration_s=time.monotonic() - started
         )
         error = web.HTTPUnauthorized if status == 401 else web.HTTPServiceUnavailable
         return error(text=message)
@@ -129,11 +131,13 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     try:
         await host.verifier.verify_authorization(request.headers.get("Authorization"))
     except JwtRejected as exc:
-        log.warning("refused media socket: %s", exc, extra=ids.dims())
-        host.telemetry.metric("rejected_jwts", 1, ids, reason=exc.reason)
+        log.warning("refused media socket: %s", exc)
+        if exc.reason == "jwks_unavailable":  # our outage, not the sender's fault: ACS may retry
+            raise refuse(503, "jwks_unavailable", f"cannot verify ACS tokens right now: {exc}") from None
+        host.telemetry.metric("rejected_jwts", 1, reason=exc.reason)
         raise refuse(401, f"jwt_{exc.reason}", f"ACS token rejected: {exc}") from None
     if host.active_calls >= host.settings.max_concurrent_calls:
-        log.warning("refused media socket: %d calls in progress", host.active_calls, extra=ids.dims())
+        log.warning("refused media socket: %d calls in progress", host.active_calls)
         raise refuse(503, "capacity", f"at capacity ({host.settings.max_concurrent_calls} calls)")
 
     instructions = host.settings.model.instructions

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
-from azure.communication.callautomation import (
-    CommunicationIdentifier,
-    CommunicationUserIdentifier,
-    PhoneNumberIdentifier,
-)
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError
 
-from common.call_automation import call_automation_client
-from common.settings_reader import parse_connection_string
+from common.call_automation import ACS_TARGET, call_automation_client, sdk_identifier
 from common.telemetry import CallIds, Telemetry
 
 from .settings import AcsSettings
 
-
-def identifier_for(target: str) -> CommunicationIdentifier:
-    return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 class CallControl:
-    def __init__(self, client: CallAutomationClient, telemetry: Telemetry, *, endpoint: str) -> None:
+    def __init__(self, client: CallAutomationClient, telemetry: Telemetry) -> None:
         self._client = client
         self._telemetry = telemetry
-        self._target = urlsplit(endpoint).netloc  # names the ACS dependency in telemetry
 
     @classmethod
     def from_settings(
@@ -40,10 +31,7 @@ class CallControl:
         client = call_automation_client(
             connection_string=acs.connection_string, endpoint=acs.endpoint, credential=credential
         )
-        endpoint = (
-            parse_connection_string(acs.connection_string)[0] if acs.connection_string else acs.endpoint or ""
-        )
-        return cls(client, telemetry, endpoint=endpoint)
+        return cls(client, telemetry)
 
     async def hang_up(self, ids: CallIds) -> None:
         connection = self._client.get_call_connection(ids.call_connection_id)
@@ -54,7 +42,7 @@ class CallControl:
         connection = self._client.get_call_connection(ids.call_connection_id)
         async with self._traced("transfer_call_to_participant", ids):
             await connection.transfer_call_to_participant(
-                identifier_for(target), operation_context=operation_context
+                sdk_identifier(target), operation_context=operation_context
             )
 
     @contextlib.asynccontextmanager
@@ -63,9 +51,13 @@ class CallControl:
         started = time.monotonic()
         code = "200"
         try:
-            yield
+            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+                yield
         except HttpResponseError as exc:
             code = str(exc.status_code or "error")
+            raise
+        except TimeoutError:
+            code = "timeout"
             raise
         except Exception:
             code = "error"
@@ -73,7 +65,7 @@ class CallControl:
         finally:
             self._telemetry.dependency(
                 f"ACS {operation}",
-                target=self._target,
+                target=ACS_TARGET,
                 kind="HTTP",
                 duration_s=time.monotonic() - started,
                 success=code == "200",

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECONNECTS = 5
 MAX_QUEUED_ASSISTANT_SECONDS = 120.0  # the model generates faster than real time; bound what waits (5.8 MB)
-AFTER_PLAYBACK_TIMEOUT_S = 30.0
+SPEECH_WAIT_TIMEOUT_S = 15.0  # inside TOOL_TIMEOUT_SECONDS' default, so a tool still gets to act
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
 ENDED_BY = {  # end reason -> who ended the call, for the audit trail
     "assistant_ended": "assistant",
@@ -102,7 +102,7 @@ class CallSession:
         self._connector = connector
         self._control = control
         self._tools = {tool.name: tool for tool in tools}
-        self._tool_ctx = ToolContext(ids, control, settings, telemetry)
+        self._tool_ctx = ToolContext(ids, control, settings, telemetry, self._speech_finished, self._ending)
         self.started_at = time.monotonic()
         self.turns: list[Turn] = []
         self.stats = CallStats()
@@ -146,6 +146,9 @@ class CallSession:
             self.end_reason = self.end_reason or "acs_closed"
         except TimeoutError:
             await self._end_call("max_call_seconds")
+        except Exception:  # a bug must not leave the caller on a silent line
+            log.exception("call failed", extra=self._dims())
+            await self._end_call("internal_error")
         finally:
             # the host may cancel this handler when ACS drops the connection: cleanup must still finish
             cleanup = asyncio.ensure_future(self._close())
@@ -156,24 +159,31 @@ class CallSession:
                 raise
 
     async def shutdown(self, reason: str) -> None:
-        """Close from outside (drain timeout): the ACS socket closes and `run` finishes the rest."""
+        """Close from outside (drain deadline): hang up, so the caller is not left on a silent line,
+        then close the ACS socket with "going away"; `run` finishes the rest."""
         self.end_reason = self.end_reason or reason
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self._hang_up()
         await self.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=reason.encode())
 
     async def _end_call(self, reason: str) -> None:
         """Hang up for everyone, then close our socket (ACS would close it anyway)."""
         self.end_reason = self.end_reason or reason
+        await self._hang_up()
+        await self.ws.close()
+
+    async def _hang_up(self) -> None:
         for attempt in (1, 2):
             try:
                 await self._control.hang_up(self.ids)
-                break
+                return
             except ResourceNotFoundError:
                 log.info("hang-up: the call had already ended", extra=self._dims())
-                break
+                return
             except Exception as exc:
                 log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self._dims())
                 await asyncio.sleep(1.0)
-        await self.ws.close()
 
     async def _close(self) -> None:
         self._closing = True
@@ -210,6 +220,11 @@ class CallSession:
             underruns=underruns,
             reconnects=self.stats.reconnects,
             malformed=dict(self.stats.malformed),
+            model_errors=dict(self.stats.model_errors),
+            caller_audio_dropped=self.caller_audio.held_dropped,  # the model was away longer than the buffer
+            assistant_audio_dropped=self.playback.stats.overflow_dropped,
+            late_deltas_dropped=self.stats.late_deltas_dropped,
+            max_queue_depth=self.playback.stats.max_queue_depth,
         )
         self.telemetry.metric("outbound_underruns", underruns, self.ids)
 
@@ -241,7 +256,7 @@ class CallSession:
             self._count_malformed("oversized")
             return
         try:
-            message = parse_inbound(text, max_audio_bytes=self.settings.max_frame_bytes)
+            message = parse_inbound(text)
         except MalformedMessage as exc:
             self._count_malformed(exc.reason)
             return
@@ -327,24 +342,35 @@ class CallSession:
             self.telemetry.event("ModelReconnected", self.ids, reconnects=self.stats.reconnects)
             self.telemetry.metric("model_reconnects", 1, self.ids)
         await model.send_str(rt.session_update(self._session_config(restore=not greet)))
+        if not greet:
+            # the conversation so far, as turns of their roles: caller speech never gains instruction authority
+            for turn in self.turns:
+                if turn.text:
+                    text = turn.text + (" [cut off: the caller interrupted]" if turn.interrupted else "")
+                    await model.send_str(
+                        rt.message_item("user" if turn.role == "caller" else "assistant", text)
+                    )
         if greet or self._response_wanted:
             self._response_wanted = False
             await model.send_str(rt.response_create())
-        while (
-            held := self.caller_audio.release()
-        ):  # audio that came meanwhile is held again until the loop ends
-            for event in held:
-                await model.send_str(event)
+        # audio that arrives meanwhile is held again, so loop until nothing is left
+        while held := self.caller_audio.release():
+            for n, event in enumerate(held):
+                try:
+                    await model.send_str(event)
+                except ConnectionError:
+                    self.caller_audio.hold(held[n:])  # the next socket gets what this one did not take
+                    raise
         self._model = model  # no await since the last release: nothing can slip between the two
 
     def _session_config(self, *, restore: bool) -> rt.SessionConfig:
         m = self.settings.model
         instructions = self.instructions
-        if restore and self.turns:
-            history = "\n".join(f"{t.role.title()}: {t.text}" for t in self.turns if t.text)
+        if (
+            restore
+        ):  # the conversation itself comes back as items (see _start_model_session), not as instructions
             instructions += (
-                "\n\nThe connection was briefly interrupted mid-call. Continue naturally from here; "
-                f"do not greet again. Conversation so far:\n{history}"
+                "\n\nThe connection was briefly interrupted mid-call. Continue naturally; do not greet again."
             )
         return rt.SessionConfig(
             instructions=instructions,
@@ -455,13 +481,11 @@ class CallSession:
         self.telemetry.event("ToolCalled", self.ids, measurements={"duration_ms": round(duration_ms, 2)},
                              tool=call.name, outcome=outcome)  # fmt: skip
         log.info("tool %s: %s in %d ms", call.name, outcome, duration_ms, extra=self._dims())
-        if result.end_reason and result.after_playback is None:
-            self.end_reason = self.end_reason or result.end_reason
         await self._send_model(rt.function_output(call.call_id, result.output))
         if result.respond:
             await self._request_response()
-        if result.after_playback is not None:
-            await self._after_playback(result)
+        if result.closes_call:
+            await self.ws.close()  # the call is over; ACS would close the stream, we need not wait
 
     async def _call_tool(self, call: rt.FunctionCall) -> tuple[ToolResult, str]:
         """The result and its outcome. Failures become a result the model can talk about; they
@@ -492,20 +516,12 @@ class CallSession:
         else:
             await self._send_model(rt.response_create())
 
-    async def _after_playback(self, result: ToolResult) -> None:
-        """Let the assistant finish speaking (e.g. its goodbye), then act."""
-        assert result.after_playback is not None
+    async def _speech_finished(self) -> None:
+        """Until the assistant's current answer (e.g. its goodbye) has been said and played out."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(AFTER_PLAYBACK_TIMEOUT_S):
+            async with asyncio.timeout(SPEECH_WAIT_TIMEOUT_S):
                 await self._response_idle.wait()
                 await self.playback.wait_played()
-        self.end_reason = self.end_reason or result.end_reason
-        try:
-            await result.after_playback()
-        except Exception as exc:
-            log.error("post-speech action failed: %s", exc, extra=self._dims())
-            self.end_reason = "tool_action_failed"
-            await self._end_call("tool_action_failed")
-            return
-        if result.end_reason:
-            await self.ws.close()  # the call is over; ACS would close the stream, we need not wait
+
+    def _ending(self, reason: str) -> None:
+        self.end_reason = self.end_reason or reason

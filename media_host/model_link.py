@@ -108,13 +108,16 @@ class ModelConnector:
             started = time.monotonic()
             code = ""
             try:
-                socket = await self._http.ws_connect(
-                    self.url,
-                    headers=await self._headers(),
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                    heartbeat=20.0,
-                    max_msg_size=16 * 1024 * 1024,
-                )
+                async with asyncio.timeout(
+                    self._settings.connect_timeout_seconds
+                ):  # a silent server must not hang a call
+                    socket = await self._http.ws_connect(
+                        self.url,
+                        headers=await self._headers(),
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                        heartbeat=20.0,
+                        max_msg_size=16 * 1024 * 1024,
+                    )
                 self._record(ids, started, "101", success=True, attempt=attempt)
                 return socket
             except aiohttp.WSServerHandshakeError as exc:
@@ -123,7 +126,9 @@ class ModelConnector:
                 last = f"HTTP {exc.status} on upgrade" + (
                     " (check the role assignment or key)" if exc.status in (401, 403) else ""
                 )
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except TimeoutError:
+                last = f"no upgrade within {self._settings.connect_timeout_seconds:g} s"
+            except (aiohttp.ClientError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # credential failures (no managed identity, expired login, ...)
                 last = f"credential error {type(exc).__name__}: {exc}"

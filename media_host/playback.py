@@ -130,10 +130,6 @@ class Playback:
 
     # -- state --------------------------------------------------------------------------------
     @property
-    def queue_depth(self) -> int:
-        return len(self._queue)
-
-    @property
     def playing(self) -> bool:
         return bool(self._queue) or self._clock() < self._deadline
 

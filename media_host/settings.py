@@ -43,6 +43,7 @@ class ModelSettings:
     vad_prefix_ms: int
     connect_attempts: int
     connect_backoff_seconds: float
+    connect_timeout_seconds: float
 
     def realtime_url(self) -> str:
         """GA endpoint: wss://<resource>/openai/v1/realtime?model=<deployment> (no api-version)."""
@@ -74,7 +75,7 @@ class MediaSettings:
     def from_env(cls, env: Mapping[str, str]) -> MediaSettings:
         r = SettingsReader(env)
         acs = AcsSettings(
-            resource_id=r.required("ACS_RESOURCE_ID"),
+            resource_id=r.guid("ACS_RESOURCE_ID"),
             jwt_issuer=r.url("ACS_JWT_ISSUER", ACS_ISSUER, schemes=("https", "http")),
             openid_config_url=r.url(
                 "ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL, schemes=("https", "http")
@@ -100,6 +101,7 @@ class MediaSettings:
             vad_prefix_ms=int(r.number("AOAI_VAD_PREFIX_MS", 300, low=0, high=2000)),
             connect_attempts=int(r.number("MODEL_CONNECT_ATTEMPTS", 4, low=1, high=20)),
             connect_backoff_seconds=r.number("MODEL_CONNECT_BACKOFF_SECONDS", 0.5, low=0.0, high=30.0),
+            connect_timeout_seconds=r.number("MODEL_CONNECT_TIMEOUT_SECONDS", 10, low=0.5, high=120),
         )
         settings = cls(
             port=int(r.number("PORT", 8000, low=1, high=65535)),

@@ -25,16 +25,15 @@ class ToolContext:
     control: CallControl
     settings: MediaSettings
     telemetry: Telemetry  # for a tool's own audit events
+    speech_finished: Callable[[], Awaitable[None]]  # until the assistant's current answer has played out
+    ending: Callable[[str], None]  # record why the call is about to end, before acting on it
 
 
 @dataclass(frozen=True)
 class ToolResult:
     output: str  # what the model is told (usually JSON)
     respond: bool = True  # ask the model to speak about the result
-    after_playback: Callable[[], Awaitable[None]] | None = (
-        None  # runs once the assistant has finished speaking
-    )
-    end_reason: str | None = None  # the call ends because of this tool; recorded as the call's end reason
+    closes_call: bool = False  # the call is over (hung up): close the media stream
 
 
 class Tool(Protocol):
@@ -68,15 +67,10 @@ class EndCall:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        async def hang_up() -> None:
-            await ctx.control.hang_up(ctx.ids)
-
-        return ToolResult(
-            output=json.dumps({"status": "ending"}),
-            respond=False,
-            after_playback=hang_up,
-            end_reason="assistant_ended",
-        )
+        await ctx.speech_finished()  # the goodbye is heard before the line goes dead
+        ctx.ending("assistant_ended")
+        await ctx.control.hang_up(ctx.ids)
+        return ToolResult(output=json.dumps({"status": "ended"}), respond=False, closes_call=True)
 
 
 class TransferToAgent:
@@ -96,11 +90,11 @@ class TransferToAgent:
         self.target = target
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        await ctx.speech_finished()  # "I'm transferring you" is heard before ACS takes the caller away
         ctx.telemetry.event("TransferRequested", ctx.ids, target=ctx.telemetry.show_number(self.target))
         await ctx.control.transfer(ctx.ids, self.target, operation_context="transfer_to_agent")
-        return ToolResult(
-            output=json.dumps({"status": "transfer_started"}), respond=False, end_reason="transferred"
-        )
+        ctx.ending("transferred")
+        return ToolResult(output=json.dumps({"status": "transfer_started"}), respond=False)
 
 
 def build_tools(settings: MediaSettings, extra: list[Tool] | None = None) -> list[Tool]:

@@ -206,17 +206,20 @@ async def test_end_call_says_goodbye_then_hangs_up(
     terminate = await acs.wait_for("terminate", call_connection_id=leg.call_connection_id)
     await leg.wait_closed()
     output = await socket.wait_for("conversation.item.create")
+    frames = leg.of_kind("AudioData")
+    assert b"".join(f.pcm for f in frames)[: len(goodbye)] == goodbye
+    assert (
+        terminate.method == "POST" and terminate.at > frames[-1].at
+    )  # the goodbye went out before the hang-up
     assert output["item"] == {
         "type": "function_call_output",
         "call_id": "call_1",
-        "output": '{"status": "ending"}',
+        "output": '{"status": "ended"}',
     }
-    assert terminate.method == "POST"
-    assert leg.audio_received()[: len(goodbye)] == goodbye  # the whole goodbye was sent before the hang-up
     assert socket.types().count("response.create") == 1  # only the greeting: no answer to the tool output
 
 
-async def test_transfer_to_agent_is_offered_and_transfers(
+async def test_transfer_waits_for_the_announcement_then_transfers(
     start_media_host: StartMediaHost, model: FakeRealtime, acs: CallAutomationStandIn
 ) -> None:
     host = await start_media_host(TRANSFER_TARGET="+15551230000")
@@ -225,14 +228,24 @@ async def test_transfer_to_agent_is_offered_and_transfers(
     session = (await socket.wait_for("session.update"))["session"]
     assert [t["name"] for t in session["tools"]] == ["end_call", "transfer_to_agent"]
 
+    announcement = tone(500, 0.5, 24_000)  # "I'm transferring you to a colleague"
+    await socket.response_created("resp_t")
+    await socket.audio("resp_t", "item_t", announcement)
+    await socket.audio_done("resp_t", "item_t")
     await socket.function_call(
         "resp_t", "transfer_to_agent", {"summary": "wants a manager"}, call_id="call_t"
     )
+    await socket.response_done("resp_t")
     transfer = await acs.wait_for("transfer", call_connection_id=leg.call_connection_id)
     output = await socket.wait_for("conversation.item.create")
 
+    frames = leg.of_kind("AudioData")
+    assert b"".join(f.pcm for f in frames)[: len(announcement)] == announcement
+    assert transfer.at > frames[-1].at  # the caller heard the announcement before ACS took the call
     assert transfer.body["targetParticipant"]["phoneNumber"]["value"] == "+15551230000"
     assert json.loads(output["item"]["output"]) == {"status": "transfer_started"}
+    assert next(iter(host.state.calls)).end_reason == "transferred"
+    assert not leg.closed  # ACS, not us, ends our leg once the transfer is accepted
     await leg.close()
 
 
@@ -245,9 +258,9 @@ async def test_tool_failure_is_told_to_the_model(
     acs.fail_next("transfer", 403, "Transfer target not allowed")
 
     await socket.function_call("resp_t", "transfer_to_agent", {}, call_id="call_t")
-    output = await socket.wait_for("conversation.item.create")
     await socket.response_done("resp_t")
-    await socket.wait_for("response.create", count=2)  # asked to speak about it, after the live response
+    output = await socket.wait_for("conversation.item.create")
+    await socket.wait_for("response.create", count=2)  # asked to speak about it
     await socket.function_call("resp_u", "book_flight", {}, call_id="call_u")
     unknown = await socket.wait_for("conversation.item.create", count=2)
 
@@ -306,8 +319,16 @@ async def test_model_socket_lost_mid_call_is_restored(
     received = await second.wait_audio_bytes(len(speech))
 
     restored = second.of_type("session.update")[0]["session"]["instructions"]
-    assert "Caller: A table for two tonight, please." in restored
     assert "do not greet again" in restored
+    assert "A table for two" not in restored  # what the caller said is never made an instruction...
+    items = [e["item"] for e in second.of_type("conversation.item.create")]
+    assert items == [  # ...it comes back as the caller's turn
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "A table for two tonight, please."}],
+        }
+    ]
     assert "response.create" not in second.types()  # nothing was being said when the socket dropped
     assert received == speech  # held while reconnecting, none lost
     assert not leg.closed
@@ -341,6 +362,28 @@ async def test_model_unreachable_hangs_up(
     await leg.wait_closed()
     assert model.upgrade_attempts == 3
     await host.wait_calls(0)
+
+
+async def test_model_that_never_answers_the_upgrade_is_given_up_on(
+    start_media_host: StartMediaHost, acs: CallAutomationStandIn
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the connection, reads the upgrade, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        host = await start_media_host(
+            AZURE_OPENAI_ENDPOINT=f"http://127.0.0.1:{port}",
+            MODEL_CONNECT_ATTEMPTS="2",
+            MODEL_CONNECT_TIMEOUT_SECONDS="0.5",
+        )
+        leg = await host.call()
+        await acs.wait_for("terminate", call_connection_id=leg.call_connection_id, timeout=10)
+        await leg.wait_closed()
+        await host.wait_calls(0)
+    finally:
+        server.close()
 
 
 async def test_caller_hang_up_closes_model_and_leaves_no_task(
@@ -385,6 +428,7 @@ async def test_malformed_messages_are_counted_and_dropped(
         json.dumps({"kind": "AudioData", "audioData": {"data": base64.b64encode(b"abc").decode()}})
     )
     await leg.send_raw(json.dumps({"kind": "AudioData", "audioData": {"data": "A" * 20_000}}))  # oversized
+    await leg.send_raw("[" * 3000 + "]" * 3000)  # deeper than the JSON parser's recursion limit
     await leg.send_raw(json.dumps({"kind": "MarkData", "markData": {"id": "m1"}}))
     await leg.send_raw(json.dumps({"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 44100}}))
     assert leg._ws is not None
@@ -395,7 +439,7 @@ async def test_malformed_messages_are_counted_and_dropped(
     assert await socket.wait_audio_bytes(len(speech)) == speech  # the call goes on
     stats = next(iter(host.state.calls)).stats
     assert dict(stats.malformed) == {
-        "not_json": 1,
+        "not_json": 2,
         "not_object": 1,
         "missing_audioData": 1,
         "audio_not_base64": 1,
@@ -418,10 +462,12 @@ async def test_malformed_model_events_are_dropped(
     await socket.send(
         {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": "%%"}
     )
+    await socket.send({"type": "error", "error": "not an object"})  # valid JSON, wrong shape
+    await socket.send({"type": "response.done", "response": {"id": "r", "status_details": "x"}})
     await socket.send({"type": "rate_limits.updated", "rate_limits": []})
     await socket.speak("resp_1", "item_1", tone(300, 0.1, 24_000))
     await leg.wait_for("AudioData", count=5)
-    assert next(iter(host.state.calls)).stats.model_malformed == 2
+    assert next(iter(host.state.calls)).stats.model_malformed == 4  # counted and dropped; the call goes on
     await leg.close()
 
 

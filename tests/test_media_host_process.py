@@ -149,8 +149,12 @@ async def test_sigterm_drains_active_calls(
     assert "draining: 1 calls in progress" in process.output
 
 
-async def test_drain_deadline_closes_remaining_calls(
-    spawn: list[MediaHostProcess], process_env: dict[str, str], issuer: AcsTokenIssuer, model: FakeRealtime
+async def test_drain_deadline_hangs_up_remaining_calls(
+    spawn: list[MediaHostProcess],
+    process_env: dict[str, str],
+    issuer: AcsTokenIssuer,
+    model: FakeRealtime,
+    acs: CallAutomationStandIn,
 ) -> None:
     process = await launch(spawn, {**process_env, "MEDIA_DRAIN_SECONDS": "1"})
     await process.ready()
@@ -159,6 +163,9 @@ async def test_drain_deadline_closes_remaining_calls(
     await socket.wait_for("response.create")
 
     process.terminate()
+    await acs.wait_for(
+        "terminate", call_connection_id=leg.call_connection_id, timeout=10
+    )  # not left in silence
     await leg.wait_closed(timeout=10)
     assert leg.close_code == aiohttp.WSCloseCode.GOING_AWAY
     assert await process.wait(timeout=10) == 0

@@ -52,7 +52,7 @@ def test_every_problem_is_named_at_once() -> None:
     message = str(caught.value)
     for expected in (
         "ACS_RESOURCE_ID is required",
-        "AZURE_OPENAI_ENDPOINT='contoso.openai.azure.com' must be a URL",
+        "AZURE_OPENAI_ENDPOINT must be a URL starting with https://",
         "AZURE_COMMUNICATION_CONNECTION_STRING is malformed",
         "MEDIA_WS_SOXR_QUALITY='ultra' must be one of QQ, LQ, MQ, HQ, VHQ",
         "TRANSFER_TARGET='555-0100' must be an E.164 number",
@@ -60,6 +60,15 @@ def test_every_problem_is_named_at_once() -> None:
     ):
         assert expected in message
     assert "abc" not in message  # a key never appears in an error
+    assert "contoso.openai.azure.com" not in message  # nor a value pasted into the wrong setting
+
+
+def test_acs_resource_id_must_be_the_immutable_id() -> None:
+    arm_path = (
+        "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Communication/communicationServices/acs"
+    )
+    with pytest.raises(SettingsError, match="ACS_RESOURCE_ID must be the resource's immutable id"):
+        MediaSettings.from_env({**BASE, "ACS_RESOURCE_ID": arm_path})
 
 
 def test_instructions_file(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class RecordedRequest:
     call_connection_id: str | None
     # True when a Repeatability-Request-ID replay was answered from the cache (no second effect).
     replayed: bool = False
+    at: float = field(default_factory=time.monotonic)  # when it arrived, to check what came first
 
 
 @dataclass

@@ -84,8 +84,8 @@ async def wait_for_assistant_turn(leg: MediaLeg, *, since: float, quiet_s: float
     """Until the assistant has spoken after `since` and then been quiet for `quiet_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        heard = leg.heard()
-        if heard and heard[-1].start > since and leg.assistant_quiet_for() >= quiet_s:
+        last = leg.last_heard()
+        if last is not None and last.start > since and leg.assistant_quiet_for() >= quiet_s:
             return
         await asyncio.sleep(0.05)
     raise AssistantSilent(f"the assistant did not finish a turn within {timeout_s:.0f} s")

@@ -57,6 +57,11 @@ class MediaLeg:
     sent_frames: int = 0
     connected_at: float = 0.0  # monotonic time the upgrade succeeded
     spoken: list[tuple[float, bytes]] = field(default_factory=list)  # caller speech frames, by send time
+    # ACS's playout, kept up to date as messages arrive (polling it must stay cheap: it shares the loop)
+    _by_kind: dict[str, list[Received]] = field(default_factory=dict)
+    _played: list[HeardFrame] = field(default_factory=list)  # heard for sure (before a StopAudio)
+    _queued: list[HeardFrame] = field(default_factory=list)  # will be heard unless a StopAudio comes first
+    _playing_until: float = 0.0
     _speech: deque[tuple[bytes, asyncio.Future[None] | None]] = field(default_factory=deque)
     _streamer: asyncio.Task[None] | None = None
     _session: aiohttp.ClientSession | None = None
@@ -103,8 +108,22 @@ class MediaLeg:
         assert self._ws is not None
         async for msg in self._ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
-                self.received.append(Received(time.monotonic(), json.loads(msg.data)))
+                received = Received(time.monotonic(), json.loads(msg.data))
+                self.received.append(received)
+                self._by_kind.setdefault(received.kind, []).append(received)
+                self._play(received)
                 self._arrived.set()
+
+    def _play(self, r: Received) -> None:
+        """ACS plays frames back to back in real time; StopAudio drops what it has not played yet."""
+        if r.kind == "AudioData":
+            start = max(r.at, self._playing_until)
+            self._queued.append(HeardFrame(start, r.pcm))
+            self._playing_until = start + FRAME_S
+        elif r.kind == "StopAudio":
+            self._played.extend(f for f in self._queued if f.start < r.at)
+            self._queued.clear()
+            self._playing_until = r.at
 
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send_raw(json.dumps(message))
@@ -175,12 +194,13 @@ class MediaLeg:
             n += 1
             await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
 
+    def last_heard(self) -> HeardFrame | None:
+        return self._queued[-1] if self._queued else self._played[-1] if self._played else None
+
     def assistant_quiet_for(self) -> float:
         """Seconds since the caller last heard assistant audio (inf if never)."""
-        heard = self.heard()
-        if not heard:
-            return float("inf")
-        return time.monotonic() - (heard[-1].start + FRAME_S)
+        last = self.last_heard()
+        return float("inf") if last is None else time.monotonic() - (last.start + FRAME_S)
 
     def write_recording(self, path: Path, *, since: float | None = None) -> float:
         """A stereo WAV, caller left and assistant right, as each was heard; returns its length in s."""
@@ -207,33 +227,21 @@ class MediaLeg:
         """The `count`-th message of `kind` (waiting for it)."""
         async with asyncio.timeout(timeout):
             while True:
-                matches = [r for r in self.received if r.kind == kind]
+                matches = self._by_kind.get(kind, [])
                 if len(matches) >= count:
                     return matches[count - 1]
                 self._arrived.clear()
                 await self._arrived.wait()
 
     def of_kind(self, kind: str) -> list[Received]:
-        return [r for r in self.received if r.kind == kind]
+        return list(self._by_kind.get(kind, []))
 
     def audio_received(self) -> bytes:
         return b"".join(r.pcm for r in self.of_kind("AudioData"))
 
     def heard(self) -> list[HeardFrame]:
-        """What the caller heard: frames play back to back in real time; StopAudio drops the rest."""
-        heard: list[HeardFrame] = []
-        playing_until = 0.0
-        buffered: list[HeardFrame] = []
-        for r in self.received:
-            if r.kind == "AudioData":
-                start = max(r.at, playing_until)
-                buffered.append(HeardFrame(start, r.pcm))
-                playing_until = start + FRAME_S
-            elif r.kind == "StopAudio":
-                heard.extend(f for f in buffered if f.start < r.at)
-                buffered = []
-                playing_until = r.at
-        return heard + buffered
+        """What the caller heard (or is about to): frames play back to back in real time; StopAudio drops the rest."""
+        return self._played + self._queued
 
     @property
     def closed(self) -> bool:
