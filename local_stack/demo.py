@@ -160,7 +160,7 @@ def _finish(
     print(f"  turns                   {summary.caller_turns} caller, {summary.assistant_turns} assistant")
     print(f"  barge-ins               {summary.barge_ins}")
     latencies = ", ".join(f"{ms}" for ms in summary.turn_latency_ms) or "none"
-    print(f"  turn latency            {latencies} ms (end of caller speech -> first answer audio to ACS)")
+    print(f"  turn latency            {latencies} ms (caller stops speaking -> answer audio starts)")
     print(f"  tools                   {summary.tools or 'none'}")
     print(f"  hang-up                 {summary.hang_up} (media host: {summary.media_host_end_reason})")
     print(f"  callbacks               {', '.join(summary.callbacks)}")

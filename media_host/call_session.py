@@ -413,7 +413,8 @@ class CallSession:
             self.stats.tool_calls[event.name] += 1
             self._spawn(self._run_tool(event), f"tool-{event.name}")
         elif isinstance(event, rt.SpeechStopped):
-            self._caller_stopped_at = time.monotonic()
+            # server VAD says so only after its silence window: the caller stopped talking that long ago
+            self._caller_stopped_at = time.monotonic() - self.settings.model.vad_silence_ms / 1000
         elif isinstance(event, rt.CallerTranscript):
             self.turns.append(Turn("caller", event.text, event.item_id, self.elapsed_ms))
             self.telemetry.transcript(self.ids, "caller", event.text)
