@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from emulators.acs.call_automation import CallAutomationStandIn, CallState
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
+from emulators.app_insights import IngestionEndpoint
 from media_host.app import HOST, MediaHost, create_app
 from media_host.settings import MediaSettings
 from media_host.tools import Tool
@@ -34,6 +35,15 @@ async def issuer() -> AsyncIterator[AcsTokenIssuer]:
     await iss.serve()
     yield iss
     await iss.close()
+
+
+@pytest.fixture
+async def ingestion() -> AsyncIterator[IngestionEndpoint]:
+    """Application Insights' ingestion endpoint, recording what the real exporter sends."""
+    endpoint = IngestionEndpoint()
+    await endpoint.serve()
+    yield endpoint
+    await endpoint.close()
 
 
 @pytest.fixture

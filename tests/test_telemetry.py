@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,14 +13,6 @@ from common.telemetry import CallIds, Telemetry, TelemetrySettings
 from emulators.app_insights import IngestionEndpoint
 
 CALLER = "+819012345678"
-
-
-@pytest.fixture
-async def ingestion() -> AsyncIterator[IngestionEndpoint]:
-    endpoint = IngestionEndpoint()
-    await endpoint.serve()
-    yield endpoint
-    await endpoint.close()
 
 
 async def test_every_record_type_carries_the_call_and_its_operation_id(ingestion: IngestionEndpoint) -> None:

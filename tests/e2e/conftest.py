@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 
@@ -14,15 +15,22 @@ FOREIGN = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_COMMUNICATION
            "ACS_RESOURCE_ID", "CALLBACK_URI_HOST", "MEDIA_HOST_URL", "AOAI_INSTRUCTIONS", "AOAI_INSTRUCTIONS_FILE")  # fmt: skip
 
 
-@pytest.fixture
-async def stack() -> AsyncIterator[LocalStack]:
+@contextlib.asynccontextmanager
+async def local_stack(**settings: str) -> AsyncIterator[LocalStack]:
+    """The stack on this machine with `settings` on top; the process environment is restored after."""
     saved = dict(os.environ)
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
     local = LocalStack()
-    await local.start(env)
+    await local.start({**env, **settings})
     try:
         yield local
     finally:
         await local.close()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[LocalStack]:
+    async with local_stack() as local:
+        yield local

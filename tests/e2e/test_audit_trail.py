@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,38 +14,20 @@ from emulators.acs.emulator import EmulatedCall
 from emulators.app_insights import IngestionEndpoint
 from local_stack.stack import LocalStack
 from media_host.call_session import CallSession
-from tests.e2e.conftest import FOREIGN
+from tests.e2e.conftest import local_stack
 
 LINES = {line.file: line for line in script()}
 CALLER = "+14255550123"
 
 
 @pytest.fixture
-async def ingestion() -> AsyncIterator[IngestionEndpoint]:
-    endpoint = IngestionEndpoint()
-    await endpoint.serve()
-    yield endpoint
-    await endpoint.close()
-
-
-@pytest.fixture
 async def stack(ingestion: IngestionEndpoint) -> AsyncIterator[LocalStack]:
-    saved = dict(os.environ)
-    env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
-    env.update(
-        {
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string,
-            "TELEMETRY_EXPORT_INTERVAL_SECONDS": "0.2",
-        }
-    )
-    local = LocalStack()
-    await local.start(env)
-    try:
+    settings = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string,
+        "TELEMETRY_EXPORT_INTERVAL_SECONDS": "0.2",
+    }
+    async with local_stack(**settings) as local:
         yield local
-    finally:
-        await local.close()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 async def call_to_the_end(
