@@ -12,34 +12,26 @@ import aiohttp
 import pytest
 
 from emulators.realtime import EngineConfig, EngineServer
+from media_host import realtime_protocol as rt
+from media_host.tools import EndCall, tool_schema
 
 from .caller import frames
 from .conformance import WITH_RETRIEVE, problems
 
-GA_SESSION = {
-    "type": "realtime",
-    "instructions": "You are the Contoso Bistro reservation line.",
-    "output_modalities": ["audio"],
-    "audio": {
-        "input": {
-            "format": {"type": "audio/pcm", "rate": 24000},
-            "transcription": {"model": "whisper-1"},
-            "turn_detection": {
-                "type": "server_vad",
-                "threshold": 0.5,
-                "prefix_padding_ms": 300,
-                "silence_duration_ms": 500,
-                "create_response": True,
-                "interrupt_response": True,
-            },
-        },
-        "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "sage"},
-    },
-    "tools": [
-        {"type": "function", "name": "end_call", "description": "Hang up.", "parameters": {"type": "object"}}
-    ],
-    "tool_choice": "auto",
-}
+# Exactly what the media host sends (its own translator builds it), so the engine is tested against it.
+GA_SESSION = json.loads(
+    rt.session_update(
+        rt.SessionConfig(
+            instructions="You are the Contoso Bistro reservation line.",
+            voice="sage",
+            transcription_model="whisper-1",
+            vad_threshold=0.5,
+            vad_silence_ms=500,
+            vad_prefix_ms=300,
+            tools=[tool_schema(EndCall())],
+        )
+    )
+)["session"]
 
 
 class RealtimeClient:
