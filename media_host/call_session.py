@@ -42,6 +42,13 @@ from .tools import Tool, ToolContext, ToolResult, tool_schema
 log = logging.getLogger(__name__)
 
 MAX_RECONNECTS = 5
+SESSION_READY_TIMEOUT_S = 10.0
+
+
+class SessionRejected(Exception):
+    """The model answered our session.update with an error."""
+
+
 MAX_QUEUED_ASSISTANT_SECONDS = 120.0  # the model generates faster than real time; bound what waits (5.8 MB)
 SPEECH_WAIT_TIMEOUT_S = 15.0  # inside TOOL_TIMEOUT_SECONDS' default, so a tool still gets to act
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
@@ -312,8 +319,13 @@ class CallSession:
                 async for msg in model:
                     if msg.type == aiohttp.WSMsgType.TEXT:
                         await self._on_model_message(msg.data)
-            except ConnectionError:
-                pass  # lost while sending: handled like a close below
+            except SessionRejected as exc:  # our configuration is wrong: every retry would fail the same way
+                log.error("model rejected the session: %s; hanging up", exc, extra=self._dims())
+                self.telemetry.event("ModelSessionRejected", self.ids, error=str(exc))
+                await self._end_call("model_session_rejected")
+                return
+            except (ConnectionError, TimeoutError):
+                pass  # lost while starting or sending: handled like a close below
             finally:
                 self._model = None
                 await model.close()  # this loop owns the socket, also when the call is cancelled
@@ -342,6 +354,7 @@ class CallSession:
             self.telemetry.event("ModelReconnected", self.ids, reconnects=self.stats.reconnects)
             self.telemetry.metric("model_reconnects", 1, self.ids)
         await model.send_str(rt.session_update(self._session_config(restore=not greet)))
+        await self._session_ready(model)
         if not greet:
             # the conversation so far, as turns of their roles: caller speech never gains instruction authority
             for turn in self.turns:
@@ -362,6 +375,25 @@ class CallSession:
                     self.caller_audio.hold(held[n:])  # the next socket gets what this one did not take
                     raise
         self._model = model  # no await since the last release: nothing can slip between the two
+
+    async def _session_ready(self, model: aiohttp.ClientWebSocketResponse) -> None:
+        """Until the model confirms our session.update: without it the call would run on the model's
+        defaults (voice, tools, transcription), which is worse than failing clearly."""
+        async with asyncio.timeout(SESSION_READY_TIMEOUT_S):
+            async for msg in model:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    event = rt.parse_server_event(msg.data)
+                except rt.MalformedEvent:
+                    self.stats.model_malformed += 1
+                    continue
+                if isinstance(event, rt.SessionReady):
+                    return
+                if isinstance(event, rt.ServerError):
+                    raise SessionRejected(f"{event.code}: {event.message}")
+                await self._on_model_message(msg.data)  # anything else is routed as usual
+        raise ConnectionError("the model closed the socket before confirming the session")
 
     def _session_config(self, *, restore: bool) -> rt.SessionConfig:
         m = self.settings.model

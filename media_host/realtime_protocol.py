@@ -94,6 +94,11 @@ def function_output(call_id: str, output: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionReady:
+    """`session.updated`: our configuration is in force."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStarted:
     """The caller started speaking (server VAD): barge-in if the assistant is talking."""
 
@@ -161,7 +166,8 @@ class OtherEvent:
 
 
 ServerEvent = (
-    SpeechStarted
+    SessionReady
+    | SpeechStarted
     | SpeechStopped
     | CallerTranscript
     | ResponseCreated
@@ -208,6 +214,7 @@ def _error(e: dict[str, Any]) -> ServerEvent:
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
+    "session.updated": lambda e: SessionReady(),
     "input_audio_buffer.speech_started": lambda e: SpeechStarted(),
     "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(),
     "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(

@@ -136,6 +136,7 @@ class FakeRealtime:
         self.sockets: list[ModelSocket] = []
         self.upgrade_attempts = 0
         self.refuse_next = 0  # answer this many upgrades with 503
+        self.reject_session: str | None = None  # answer session.update with this error code
         self._new_socket = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -183,7 +184,14 @@ class FakeRealtime:
             event = json.loads(msg.data)
             socket.events.append((time.monotonic(), event))
             socket._arrived.set()
-            if event["type"] == "session.update":
+            if event["type"] == "session.update" and self.reject_session:
+                error = {
+                    "type": "invalid_request_error",
+                    "code": self.reject_session,
+                    "message": "Invalid value: 'robot'.",
+                }
+                await socket.send({"type": "error", "error": error})
+            elif event["type"] == "session.update":
                 await socket.send({"type": "session.updated", "session": event["session"]})
         socket.ended.set()
         return ws

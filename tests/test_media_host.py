@@ -336,6 +336,24 @@ async def test_model_socket_lost_mid_call_is_restored(
     await leg.close()
 
 
+async def test_rejected_session_fails_the_call_clearly(
+    start_media_host: StartMediaHost,
+    model: FakeRealtime,
+    acs: CallAutomationStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model.reject_session = "invalid_value"
+    host = await start_media_host()
+    leg = await host.call()
+    await acs.wait_for("terminate", call_connection_id=leg.call_connection_id)
+    await leg.wait_closed()
+    socket = await model.socket()
+
+    assert "response.create" not in socket.types()  # no greeting on the model's defaults
+    assert "model rejected the session: invalid_value: Invalid value: 'robot'." in caplog.text
+    assert model.upgrade_attempts == 1  # a configuration error is not retried
+
+
 async def test_model_retries_at_start_then_connects(
     start_media_host: StartMediaHost, model: FakeRealtime
 ) -> None:
