@@ -52,6 +52,7 @@ from aiohttp import web
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
+from emulators.serving import serve
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
@@ -238,11 +239,7 @@ class BenchModel:
     async def serve(self) -> str:
         app = web.Application()
         app.router.add_get("/openai/v1/realtime", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def close(self) -> None:

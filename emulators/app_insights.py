@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .serving import serve
+
 
 @dataclass
 class IngestionEndpoint:
@@ -32,10 +34,7 @@ class IngestionEndpoint:
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/v2.1/track", self._track)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve(app, host, port)
         return self.url
 
     async def close(self) -> None:

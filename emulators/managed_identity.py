@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .serving import serve
+
 
 @dataclass
 class TokenRequest:
@@ -33,12 +35,8 @@ class ManagedIdentityEndpoint:
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application()
         app.router.add_get("/msi/token", self._token)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{host}:{bound}/msi/token"
+        self._runner, base = await serve(app, host, port)
+        self.url = f"{base}/msi/token"
         return self.url
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from emulators.acs.emulator import AcsEmulator
 from emulators.realtime.server import EngineConfig
 from emulators.realtime.server import create_app as create_engine
+from emulators.serving import serve
 from functions import runtime as functions_runtime
 from media_host.app import HOST
 from media_host.call_session import CallSession
@@ -66,12 +67,9 @@ class LocalStack:
         await functions_runtime.reset()
 
     async def _serve(self, app: web.Application, host: str, port: int) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        runner, url = await serve(app, host, port)
         self._runners.append(runner)
-        reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # listening everywhere: use loopback
-        return f"http://{reachable}:{runner.addresses[0][1]}"
+        return url
 
     @property
     def incoming_call_url(self) -> str:

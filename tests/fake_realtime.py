@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from emulators.serving import serve
+
 
 @dataclass
 class ModelSocket:
@@ -144,12 +146,7 @@ class FakeRealtime:
     async def serve(self) -> str:
         app = web.Application()
         app.router.add_get("/openai/v1/realtime", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common.acs_jwt import AcsJwtVerifier, JwtRejected
 from emulators.acs.tokens import OPENID_CONFIG_PATH, AcsTokenIssuer, unsigned_token
+from emulators.serving import serve
 
 AUDIENCE = "6f0c7a1e-5b5d-4e0b-9c55-0e6d3b1f2a77"  # an Immutable Resource ID
 
@@ -297,12 +298,8 @@ async def flaky_openid(issuer: AcsTokenIssuer) -> AsyncIterator[tuple[dict[str, 
 
     app = web.Application()
     app.router.add_get(OPENID_CONFIG_PATH, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield state, f"http://127.0.0.1:{port}{OPENID_CONFIG_PATH}"
+    runner, url = await serve(app)
+    yield state, url + OPENID_CONFIG_PATH
     await runner.cleanup()
 
 
@@ -340,12 +337,9 @@ async def test_jwks_with_no_usable_keys(issuer: AcsTokenIssuer) -> None:
     app = web.Application()
     app.router.add_get(OPENID_CONFIG_PATH, handler)
     app.router.add_get("/keys", keys)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, base = await serve(app)
     try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}{OPENID_CONFIG_PATH}"
+        url = base + OPENID_CONFIG_PATH
         async with AcsJwtVerifier(audience=AUDIENCE, issuer=issuer.issuer, openid_config_url=url) as v:
             token = issuer.sign(audience=AUDIENCE)
             assert (await rejected(v.verify(token), token)).reason == "jwks_unavailable"

@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from emulators.serving import serve
+
 __all__ = ["CallAutomationStandIn", "CallState", "IncomingCall", "RecordedRequest"]
 
 _log = logging.getLogger(__name__)
@@ -266,13 +268,8 @@ class CallAutomationStandIn:
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         if self._runner is not None:
             raise RuntimeError("already serving")
-        runner = web.AppRunner(self.make_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        self._endpoint = f"http://{host}:{bound_port}/"
+        self._runner, base = await serve(self.make_app(), host, port)
+        self._endpoint = base + "/"
         return self._endpoint
 
     async def close(self) -> None:

@@ -18,6 +18,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from emulators.serving import serve
+
 OPENID_CONFIG_PATH = "/calling/.well-known/acsopenidconfiguration"
 JWKS_PATH = "/calling/keys"
 
@@ -98,14 +100,7 @@ class AcsTokenIssuer:
         """Serve the app on host:port (0 = any free port); returns the issuer URL."""
         if self._runner is not None:
             raise RuntimeError("already serving")
-        runner = web.AppRunner(self.make_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        url_host = f"[{host}]" if ":" in host else host
-        self.issuer = f"http://{url_host}:{bound_port}"
+        self._runner, self.issuer = await serve(self.make_app(), host, port)
         return self.issuer
 
     async def close(self) -> None:

@@ -6,10 +6,9 @@ caller's words, keyword rules for the replies, and espeak-ng for the assistant's
 
     python -m emulators.realtime --port 8765      # then AZURE_OPENAI_ENDPOINT=http://127.0.0.1:8765
 
-Embedding: `create_app(EngineConfig(...))`, `EngineServer` (start/close, for tests) or
-`await serve(host, port)` (lives as long as the process) -> URL.
+Embedding: `create_app(EngineConfig(...))`, or `EngineServer` (start/close) -> URL.
 """
 
-from .server import ENGINE, Engine, EngineConfig, EngineServer, create_app, serve
+from .server import ENGINE, Engine, EngineConfig, EngineServer, create_app
 
-__all__ = ["ENGINE", "Engine", "EngineConfig", "EngineServer", "create_app", "serve"]
+__all__ = ["ENGINE", "Engine", "EngineConfig", "EngineServer", "create_app"]

@@ -13,10 +13,11 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from emulators.serving import serve
 
 from .asr import DomainModel, shared_model
 from .session import EngineSession, SessionStats
@@ -121,13 +122,7 @@ class EngineServer:
         return self.app[ENGINE]
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server: Any = site._server  # aiohttp keeps the bound socket here; port 0 needs it
-        host, port = server.sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(self.app, self._host, self._port)
         log.info("offline realtime engine at %s/openai/v1/realtime", self.url)
         return self.url
 
@@ -142,17 +137,3 @@ class EngineServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-_running: list[EngineServer] = []
-
-
-async def serve(host: str = "127.0.0.1", port: int = 0, config: EngineConfig | None = None) -> str:
-    """Start an engine that lives as long as the process (the local runner's way); returns its URL.
-
-    Use `EngineServer` instead when it must stop before the process does.
-    """
-    server = EngineServer(config, host=host, port=port)
-    url = await server.start()
-    _running.append(server)
-    return url
