@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo up lint test run bench clean
+.PHONY: setup demo up lint test run bench fuzz clean
 
 setup: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ run: setup
 bench: setup
 	$(BIN)/python -m bench.media_load --calls 1 --seconds 10
 	$(BIN)/python -m bench.media_load --calls 50 --seconds 10
+
+# 10^5 bad and valid messages over 8 concurrent calls' sockets; every call must survive, audio byte-exact.
+fuzz: setup
+	$(BIN)/python -m bench.fuzz --calls 8 --messages 100000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -344,7 +344,7 @@ HOST_SETTINGS = ("PORT", "HOST", "LOG_LEVEL", "MAX_CONCURRENT_CALLS", "MAX_CALL_
 
 
 def host_env(
-    port: int, issuer: AcsTokenIssuer, acs: CallAutomationStandIn, model: BenchModel, calls: int
+    port: int, issuer: AcsTokenIssuer, acs: CallAutomationStandIn, model_url: str, calls: int
 ) -> dict[str, str]:
     """This process's environment minus any media host setting, plus the bench's settings."""
     env = {
@@ -361,7 +361,7 @@ def host_env(
             "ACS_JWT_ISSUER": issuer.issuer,
             "ACS_OPENID_CONFIG_URL": issuer.openid_config_url,
             "AZURE_COMMUNICATION_CONNECTION_STRING": acs.connection_string,
-            "AZURE_OPENAI_ENDPOINT": model.url,
+            "AZURE_OPENAI_ENDPOINT": model_url,
             "AZURE_OPENAI_API_KEY": MODEL_KEY,
             "MODEL_CONNECT_BACKOFF_SECONDS": "0.05",
             "MAX_CONCURRENT_CALLS": str(calls + 10),
@@ -577,7 +577,7 @@ class Bench:
         await self.acs.serve()
         await self.model.serve()
         port = free_port()
-        self.host = HostProcess(host_env(port, self.issuer, self.acs, self.model, self.calls), port)
+        self.host = HostProcess(host_env(port, self.issuer, self.acs, self.model.url, self.calls), port)
         await self.host.start()
         lag_task = asyncio.create_task(
             loop_lag_monitor(self.stop_streams, self.loop_lags, int((3 * self.seconds + 60) / 0.01))

@@ -9,13 +9,18 @@ Design notes:
   ``alg: none`` and the HS256-with-the-public-key confusion attack cannot get in.
 - Keys are cached by ``kid``. An unknown ``kid`` triggers a re-fetch (that is how key rotation reaches us),
   but at most one fetch per ``min_refresh_seconds``, so garbage kids cannot hammer the JWKS endpoint.
+- The cache has a TTL (``max_key_age_seconds``, 6 h): the first verification after it starts a re-fetch
+  in the background, so a key ACS withdraws stops being trusted even if no new ``kid`` ever shows up,
+  and no call waits for it. A failed background fetch keeps the old keys (ACS's outage is not ours).
 - Failing to fetch keys rejects the token ("jwks_unavailable"): fail closed.
-- No message, log line or return value ever contains the token.
+- No message, log line or return value ever contains the token. ``str(JwtRejected)`` goes back to the
+  sender, so it never quotes what we expect (our audience or issuer); ``detail`` adds that, for our log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from types import TracebackType
 from typing import Any, Literal
@@ -28,6 +33,8 @@ ACS_OPENID_CONFIG_URL = (
     "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration"
 )
 ACS_ISSUER = "https://acscallautomation.communication.azure.com"
+
+log = logging.getLogger(__name__)
 
 _ALGORITHM = "RS256"
 _MIN_RSA_BITS = 2048
@@ -48,11 +55,17 @@ RejectReason = Literal[
 
 
 class JwtRejected(Exception):
-    """The token was not accepted. ``reason`` is a short stable code; ``str(exc)`` is a human sentence."""
+    """The token was not accepted. ``reason`` is a short stable code; ``str(exc)`` is a human sentence
+    fit for the sender; ``detail`` says more, for our own log only."""
 
-    def __init__(self, reason: RejectReason, message: str | None = None) -> None:
+    def __init__(self, reason: RejectReason, message: str | None = None, *, detail: str = "") -> None:
         super().__init__(message or f"ACS token rejected ({reason})")
         self.reason: RejectReason = reason
+        self.detail = detail
+
+    @property
+    def for_log(self) -> str:
+        return f"{self}: {self.detail}" if self.detail else str(self)
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -72,6 +85,7 @@ class AcsJwtVerifier:
         openid_config_url: str = ACS_OPENID_CONFIG_URL,
         leeway_seconds: float = 30.0,
         min_refresh_seconds: float = 30.0,
+        max_key_age_seconds: float = 6 * 3600.0,
         fetch_timeout_seconds: float = 5.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -83,6 +97,7 @@ class AcsJwtVerifier:
         self._openid_config_url = openid_config_url
         self._leeway = leeway_seconds
         self._min_refresh = min_refresh_seconds
+        self._max_key_age = max_key_age_seconds
         self._fetch_timeout = fetch_timeout_seconds
         self._session = session
         self._owns_session = session is None
@@ -90,6 +105,8 @@ class AcsJwtVerifier:
         self._lock = asyncio.Lock()
         self._last_fetch_at: float | None = None  # monotonic time of the last attempt, success or not
         self._last_fetch_ok = False
+        self._keys_fetched_at = 0.0  # monotonic time of the last successful fetch
+        self._background: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AcsJwtVerifier:
         return self
@@ -103,6 +120,9 @@ class AcsJwtVerifier:
         await self.close()
 
     async def close(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -162,7 +182,9 @@ class AcsJwtVerifier:
             isinstance(exc, jwt.MissingRequiredClaimError) and exc.claim == "iss"
         ):
             return JwtRejected(
-                "bad_issuer", f"token issuer {_short(claims.get('iss'))} is not {_short(self._issuer)}"
+                "bad_issuer",
+                "token issuer is not the expected one",
+                detail=f"issuer {_short(claims.get('iss'))}, expected {_short(self._issuer)}",
             )
         if isinstance(exc, jwt.InvalidAudienceError) or (
             isinstance(exc, jwt.MissingRequiredClaimError) and exc.claim == "aud"
@@ -170,7 +192,8 @@ class AcsJwtVerifier:
             # The classic misconfiguration: the ARM resource path instead of the Immutable Resource ID.
             return JwtRejected(
                 "bad_audience",
-                f"token audience {_short(claims.get('aud'))} does not include {_short(self._audience)}",
+                "token audience is not this ACS resource's immutable id",
+                detail=f"audience {_short(claims.get('aud'))}, expected {_short(self._audience)}",
             )
         if isinstance(exc, jwt.MissingRequiredClaimError):
             return JwtRejected("malformed", f"token lacks the required {exc.claim!r} claim")
@@ -188,6 +211,7 @@ class AcsJwtVerifier:
     async def _key_for(self, kid: str) -> RSAPublicKey:
         key = self._keys.get(kid)
         if key is not None:
+            self._refresh_if_stale()
             return key
         # One fetch in flight at a time; waiters re-check the cache the winner just filled.
         async with self._lock:
@@ -212,6 +236,23 @@ class AcsJwtVerifier:
                 )
         raise JwtRejected("unknown_kid", f"token key id {_short(kid, 60)} is not among the ACS signing keys")
 
+    def _refresh_if_stale(self) -> None:
+        now = time.monotonic()
+        if (
+            now - self._keys_fetched_at < self._max_key_age
+            or (self._background is not None and not self._background.done())
+            or (self._last_fetch_at is not None and now - self._last_fetch_at < self._min_refresh)
+        ):
+            return
+        self._background = asyncio.get_running_loop().create_task(self._background_refresh())
+
+    async def _background_refresh(self) -> None:
+        async with self._lock:
+            try:
+                await self._refresh()
+            except JwtRejected as exc:  # keep the keys we have; the next stale use tries again
+                log.warning("background refresh of the ACS signing keys failed: %s", exc)
+
     async def _refresh(self) -> None:
         # Recorded before the attempt so failures (and cancellations) are rate limited too.
         self._last_fetch_at = time.monotonic()
@@ -230,6 +271,7 @@ class AcsJwtVerifier:
         # Replace rather than merge, so a key ACS withdraws stops being trusted at the next refresh.
         self._keys = keys
         self._last_fetch_ok = True
+        self._keys_fetched_at = time.monotonic()
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         if self._session is None:

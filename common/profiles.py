@@ -18,7 +18,7 @@ PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 def available_profiles(directory: Path) -> list[str]:
     if not directory.is_dir():
         return []
-    return sorted(p.stem for p in directory.glob("*.txt") if p.is_file() and PROFILE_NAME.match(p.stem))
+    return sorted(p.stem for p in directory.glob("*.txt") if p.is_file() and PROFILE_NAME.fullmatch(p.stem))
 
 
 def load_profiles(directory: Path) -> dict[str, str]:
@@ -31,10 +31,10 @@ def load_profiles(directory: Path) -> dict[str, str]:
 def profile_problem(directory: Path, name: str) -> str | None:
     """Why `name` cannot be used as a profile, or None. Lists the profiles that can."""
     available = available_profiles(directory)
-    if PROFILE_NAME.match(name) and name in available:
+    if PROFILE_NAME.fullmatch(name) and name in available:
         return None
     choices = ", ".join(available) if available else "none are installed"
-    if not PROFILE_NAME.match(name):
+    if not PROFILE_NAME.fullmatch(name):
         return f"profile names match {PROFILE_NAME.pattern}; available profiles: {choices}"
     return f"unknown profile {name!r}; available profiles: {choices}"
 

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-ACS_USER = re.compile(r"^8:acs:[0-9a-fA-F-]{36}_[0-9A-Za-z_-]+$")
+# Whole values only, with fullmatch: `re.match` with `$` lets a trailing newline through.
+GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+E164 = re.compile(r"\+[1-9]\d{6,14}")
+ACS_USER = re.compile(r"8:acs:[0-9a-fA-F-]{36}_[0-9A-Za-z_-]{1,256}")
 
 
 class SettingsError(ValueError):
@@ -58,7 +59,7 @@ class SettingsReader:
     def guid(self, name: str) -> str:
         """A required GUID, e.g. the ACS immutable resource id (a common mistake is the ARM path)."""
         value = self.required(name)
-        if value and not GUID.match(value):
+        if value and not GUID.fullmatch(value):
             self.problems.append(
                 f"{name} must be the resource's immutable id (a GUID), not its ARM path or name"
             )
@@ -118,7 +119,7 @@ class SettingsReader:
 
     def call_target(self, name: str) -> str | None:
         raw = self.optional(name)
-        if raw is not None and not (E164.match(raw) or ACS_USER.match(raw)):
+        if raw is not None and not (E164.fullmatch(raw) or ACS_USER.fullmatch(raw)):
             self.problems.append(
                 f"{name}={raw!r} must be an E.164 number (+14255550100) or an ACS user id (8:acs:...)"
             )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from common.log_safety import bounded
 from common.phone import mask_phone
 from common.settings_reader import SettingsReader
 
@@ -46,6 +47,7 @@ from opencensus.ext.azure.log_exporter import BaseLogHandler  # noqa: E402
 
 ROLE_INSTANCE = socket.gethostname()
 CALL_DIMENSIONS = ("correlation_id", "call_connection_id", "server_call_id", "caller")
+MAX_PROPERTY_CHARS = 8192  # what Application Insights keeps of a property
 
 
 TELEMETRY_SETTINGS = (
@@ -53,6 +55,7 @@ TELEMETRY_SETTINGS = (
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AUDIT_UNMASKED_NUMBERS",
     "AUDIT_TRANSCRIPTS",
+    "AUDIT_DTMF_DIGITS",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS",
 )
 
@@ -64,6 +67,7 @@ class TelemetrySettings:
     aad_client_id: str | None
     unmasked_numbers: bool
     transcripts: bool
+    dtmf_digits: bool  # which keys the caller pressed (PINs, card numbers): off unless asked for
     export_interval: float
 
     @classmethod
@@ -83,6 +87,7 @@ class TelemetrySettings:
             aad_client_id=auth.get("ClientId") or r.optional("AZURE_CLIENT_ID"),
             unmasked_numbers=r.flag("AUDIT_UNMASKED_NUMBERS"),
             transcripts=r.flag("AUDIT_TRANSCRIPTS"),
+            dtmf_digits=r.flag("AUDIT_DTMF_DIGITS"),
             export_interval=r.number("TELEMETRY_EXPORT_INTERVAL_SECONDS", 5.0, low=0.1, high=300),
         )
 
@@ -110,11 +115,13 @@ class Telemetry:
         use_aad: bool = False,
         unmasked_numbers: bool = False,
         transcripts: bool = False,
+        dtmf_digits: bool = False,
         export_interval: float = 5.0,
     ) -> None:
         self.plane = plane
         self.unmasked_numbers = unmasked_numbers
         self.transcripts = transcripts
+        self.dtmf_digits = dtmf_digits
         self._sink: _Exporter | None = None
         self._attached: list[tuple[logging.Logger, logging.Handler, int]] = []
         if connection_string:
@@ -142,6 +149,7 @@ class Telemetry:
             aad_client_id=settings.aad_client_id,
             unmasked_numbers=settings.unmasked_numbers,
             transcripts=settings.transcripts,
+            dtmf_digits=settings.dtmf_digits,
             export_interval=settings.export_interval,
         )
 
@@ -274,7 +282,10 @@ class Telemetry:
     def _properties(self, ids: CallIds | None, props: Mapping[str, Any]) -> dict[str, str]:
         properties = {"plane": self.plane, **(ids.dims() if ids else {})}
         properties.update(
-            {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in props.items()}
+            {
+                k: bounded(v if isinstance(v, str) else json.dumps(v, default=str), MAX_PROPERTY_CHARS)
+                for k, v in props.items()
+            }
         )
         return properties
 

@@ -22,6 +22,7 @@ from .payload import (
 )
 
 _PREFIX = "Microsoft.Communication."
+MAX_MESSAGE_CHARS = 1024  # resultInformation.message: a sentence or two from ACS
 
 _UNREACHABLE = (
     "ACS could not open the media WebSocket: the media host is unreachable. Check that MEDIA_HOST_URL "
@@ -113,11 +114,12 @@ def explain_media_failure(event: CallEvent) -> str:
 def _parse_event(item: dict[str, Any], where: str) -> CallEvent:
     event_type = require_str(item, "type", where).removeprefix(_PREFIX)
     data = require_object(item, "data", where)
+    at = f"{where}.data"
     base: dict[str, Any] = {
         "type": event_type,
-        "call_connection_id": require_str(data, "callConnectionId", f"{where}.data"),
-        "correlation_id": optional_str(data, "correlationId"),
-        "operation_context": optional_str(data, "operationContext"),
+        "call_connection_id": require_str(data, "callConnectionId", at),
+        "correlation_id": optional_str(data, "correlationId", at),
+        "operation_context": optional_str(data, "operationContext", at),
         "result": _result(data.get("resultInformation")),
     }
     if event_type.startswith("MediaStreaming"):
@@ -125,8 +127,8 @@ def _parse_event(item: dict[str, Any], where: str) -> CallEvent:
         update = update if isinstance(update, dict) else {}
         return MediaStreamingEvent(
             **base,
-            status=optional_str(update, "mediaStreamingStatus"),
-            status_details=optional_str(update, "mediaStreamingStatusDetails"),
+            status=optional_str(update, "mediaStreamingStatus", f"{at}.mediaStreamingUpdate"),
+            status_details=optional_str(update, "mediaStreamingStatusDetails", f"{at}.mediaStreamingUpdate"),
         )
     if event_type == "ParticipantsUpdated":
         raw = data.get("participants")
@@ -145,10 +147,12 @@ def _parse_event(item: dict[str, Any], where: str) -> CallEvent:
 def _result(value: Any) -> ResultInformation | None:
     if not isinstance(value, dict):
         return None
+    message = value.get("message")
     return ResultInformation(
         code=optional_int(value, "code"),
         sub_code=optional_int(value, "subCode"),
-        message=optional_str(value, "message") or "",
+        # Free text we only log (masked): cut, not refused, so an odd message never costs the event.
+        message=message[:MAX_MESSAGE_CHARS] if isinstance(message, str) else "",
     )
 
 

@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .identifiers import Identifier, parse_identifier
-from .payload import PayloadError, decode_json, object_list, optional_str, require_object, require_str
+from .payload import (
+    MAX_CONTEXT_CHARS,
+    PayloadError,
+    decode_json,
+    object_list,
+    optional_str,
+    require_object,
+    require_str,
+)
 
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -63,10 +71,10 @@ def handshake_headers(origin: str) -> dict[str, str]:
 
 
 def _parse_event(item: dict[str, Any], where: str) -> Event:
-    event_type = optional_str(item, "eventType") or optional_str(item, "type")
+    event_type = optional_str(item, "eventType", where) or optional_str(item, "type", where)
     if event_type is None:
         raise PayloadError(f"{where} has neither eventType (Event Grid schema) nor type (CloudEvents schema)")
-    event_id = optional_str(item, "id")
+    event_id = optional_str(item, "id", where)
     if event_type == SUBSCRIPTION_VALIDATION:
         data = require_object(item, "data", where)
         return SubscriptionValidation(require_str(data, "validationCode", f"{where}.data"))
@@ -75,26 +83,27 @@ def _parse_event(item: dict[str, Any], where: str) -> Event:
 
     data = require_object(item, "data", where)
     at = f"{where}.data"
-    correlation_id = optional_str(data, "correlationId")
-    server_call_id = optional_str(data, "serverCallId")
+    correlation_id = optional_str(data, "correlationId", at)
+    server_call_id = optional_str(data, "serverCallId", at)
     if correlation_id is None and server_call_id is None:
         raise PayloadError(f"{at} needs a correlationId or a serverCallId")
     return IncomingCall(
         event_id=event_id,
         correlation_id=correlation_id,
         server_call_id=server_call_id,
-        incoming_call_context=require_str(data, "incomingCallContext", at),
+        incoming_call_context=require_str(data, "incomingCallContext", at, max_chars=MAX_CONTEXT_CHARS),
         to=parse_identifier(data.get("to"), f"{at}.to"),
         caller=parse_identifier(data.get("from"), f"{at}.from"),
-        event_time=_timestamp(optional_str(item, "eventTime") or optional_str(item, "time")),
+        event_time=_timestamp(optional_str(item, "eventTime", where) or optional_str(item, "time", where)),
     )
 
 
 def _timestamp(value: str | None) -> datetime | None:
+    """In UTC, or None when unusable: converted here, since 0001-01-01T00:00+14:00 overflows in UTC."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -31,8 +31,10 @@ def json_response(
     )
 
 
-def error_response(status: int, message: str) -> func.HttpResponse:
-    return json_response({"error": message}, status=status)
+def error_response(
+    status: int, message: str, *, headers: Mapping[str, str] | None = None
+) -> func.HttpResponse:
+    return json_response({"error": message}, status=status, headers=headers)
 
 
 def misconfigured(names: Sequence[str]) -> func.HttpResponse:

@@ -9,7 +9,7 @@ from common.phone import mask_phone
 from common.settings_reader import E164
 from common.telemetry import Telemetry
 
-from .payload import PayloadError
+from .payload import PayloadError, optional_str
 
 PHONE = "phoneNumber"
 ACS_USER = "communicationUser"
@@ -33,27 +33,24 @@ def parse_identifier(value: Any, where: str) -> Identifier:
     """A CommunicationIdentifierModel (`{kind, rawId, phoneNumber: {value}, ...}`)."""
     if not isinstance(value, dict):
         raise PayloadError(f"{where} must be a communication identifier object")
-    raw_id = _text(value.get("rawId"))
+    raw_id = optional_str(value, "rawId", where) or ""
     # Older payloads omit `kind`: the nested object's key, or the rawId prefix, says it.
-    kind = _text(value.get("kind")) or next((k for k in _KINDS if isinstance(value.get(k), dict)), "")
+    nested_kind = next((k for k in _KINDS if isinstance(value.get(k), dict)), "")
+    kind = optional_str(value, "kind", where) or nested_kind
     if not kind:
         kind = PHONE if raw_id.startswith("4:") else ACS_USER if raw_id.startswith("8:acs:") else "unknown"
     nested = value.get(kind)
     details: dict[str, Any] = nested if isinstance(nested, dict) else {}
     phone: str | None = None
     if kind == PHONE:
-        candidate = _text(details.get("value")) or raw_id.removeprefix("4:")
-        phone = candidate if E164.match(candidate) else None  # anonymous callers carry no number
+        candidate = optional_str(details, "value", f"{where}.{kind}") or raw_id.removeprefix("4:")
+        phone = candidate if E164.fullmatch(candidate) else None  # anonymous callers carry no number
         raw_id = raw_id or (f"4:{phone}" if phone else "")
     elif kind == ACS_USER:
-        raw_id = raw_id or _text(details.get("id"))
+        raw_id = raw_id or optional_str(details, "id", f"{where}.{kind}") or ""
     if not raw_id:
         raise PayloadError(f"{where} has no rawId")
     return Identifier(kind=kind, raw_id=raw_id, phone_number=phone)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def shown(telemetry: Telemetry, identity: Identifier) -> str:

@@ -4,7 +4,8 @@ Event Grid delivers at least once, so a redelivered IncomingCall must neither be
 start an error storm: this instance skips calls it has handled (RecentKeys), and every answer/reject
 carries a Repeatability-Request-ID derived from the call, so ACS dedupes across instances too.
 Status codes steer Event Grid: 200 when retrying cannot help (done, ignored, or ACS said 4xx),
-503 when it can (ACS unreachable or 5xx), and the redelivery is safe for the reasons above.
+503 when it can (ACS unreachable or 5xx, or an unexpected error here), and the redelivery is safe
+for the reasons above; a call that was not handled gives up its claim so the redelivery is tried.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # not one of our identities
     DUPLICATE = "duplicate"  # handled here already
     FAILED = "failed"  # ACS refused (4xx): logged, not retried
-    RETRY = "retry"  # ACS unreachable or 5xx: Event Grid should redeliver
+    RETRY = "retry"  # ACS unreachable or 5xx, or an unexpected error: Event Grid should redeliver
 
 
 @bp.function_name("incoming_call")
@@ -105,9 +106,7 @@ async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
         counts.update(await asyncio.gather(*(_handle(rt, call) for call in calls)))
 
     if counts[Outcome.RETRY]:
-        return error_response(
-            503, f"{counts[Outcome.RETRY]} call(s) could not be handled now (ACS unavailable); retry"
-        )
+        return error_response(503, f"{counts[Outcome.RETRY]} call(s) could not be handled now; retry")
     return json_response({outcome.value: counts[outcome] for outcome in Outcome if outcome != Outcome.RETRY})
 
 
@@ -129,21 +128,33 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
         )
         return Outcome.DUPLICATE
     t.event("IncomingCallReceived", ids, to=shown(t, call.to), event_id=call.event_id or "")
+    outcome = Outcome.RETRY  # until handled: whatever goes wrong (even cancellation) frees the claim
     try:
-        return await _answer_or_turn_away(rt, call, ids)
+        outcome = await _answer_or_turn_away(rt, call, ids)
     except AcsFailure as exc:
         t.event("IncomingCallFailed", ids, error=str(exc), transient=exc.transient)
         if exc.transient:
-            rt.handled_calls.release(call.call_key)  # let the redelivery try again
             log.warning(
                 "incoming call %s not handled, Event Grid will redeliver: %s",
                 call.correlation_id,
                 exc,
                 extra=dims,
             )
-            return Outcome.RETRY
-        log.error("ACS refused incoming call %s (not retried): %s", call.correlation_id, exc, extra=dims)
-        return Outcome.FAILED
+        else:
+            log.error("ACS refused incoming call %s (not retried): %s", call.correlation_id, exc, extra=dims)
+            outcome = Outcome.FAILED
+    except Exception as exc:
+        # A bug or a surprise, not the caller's fault: Event Grid's redelivery gets a real attempt.
+        log.exception(
+            "incoming call %s not handled (unexpected error), Event Grid will redeliver",
+            call.correlation_id,
+            extra=dims,
+        )
+        t.event("IncomingCallFailed", ids, error=type(exc).__name__, transient=True)
+    finally:
+        if outcome is Outcome.RETRY:
+            rt.handled_calls.release(call.call_key)
+    return outcome
 
 
 async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) -> Outcome:

@@ -3,11 +3,16 @@
 Body: `{"target": "+14255550100" | "8:acs:...", "profile": "<optional instructions profile>"}`.
 Answers 202 with the call connection id as soon as ACS has accepted the request (the callee may
 still be ringing; CallConnected or CreateCallFailed arrives at /api/callbacks).
+
+Calls cost money, so a key that leaks must not be a phone bill: phone numbers must be on
+OUTBOUND_ALLOW_LIST (403 otherwise; ACS users are free), and each instance places at most
+OUTBOUND_CALLS_PER_MINUTE calls (429 with Retry-After beyond). Both refusals are audited.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +29,15 @@ from .acs_errors import AcsFailure, acs_request
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
-from .runtime import runtime
-from .settings import ACS_CLIENT, MEDIA
+from .runtime import Runtime, runtime
+from .screening import NumberList
+from .settings import ACS_CLIENT, MEDIA, OUTBOUND
 
 log = logging.getLogger(__name__)
 
 bp = blueprint()
 
-NEEDS = (*ACS_CLIENT, *MEDIA, "ACS_PHONE_NUMBER")
+NEEDS = (*ACS_CLIENT, *MEDIA, *OUTBOUND, "ACS_PHONE_NUMBER")
 FIELDS = ("target", "profile")
 ACS_TIMEOUT_SECONDS = 10.0
 OPERATION_CONTEXT = "outbound-call"
@@ -58,11 +64,12 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
         raise PayloadError('body must be a JSON object like {"target": "+14255550100"}')
     unknown = sorted(set(value) - set(FIELDS))
     if unknown:
-        raise PayloadError(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+        names = ", ".join(name[:40] for name in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise PayloadError(f"unknown field(s): {names}; allowed: {', '.join(FIELDS)}")
     target = value.get("target")
     if target is None:
         raise PayloadError(f"target is required: {_TARGET_FORMS}")
-    if not isinstance(target, str) or not (E164.match(target) or ACS_USER.match(target)):
+    if not isinstance(target, str) or not (E164.fullmatch(target) or ACS_USER.fullmatch(target)):
         raise PayloadError(f"target must be {_TARGET_FORMS}")
     profile = value.get("profile")
     if profile is not None:
@@ -72,6 +79,18 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
         if problem is not None:
             raise PayloadError(problem)
     return OutboundRequest(target=target, profile=profile)
+
+
+def refusal(request: OutboundRequest, allow: NumberList) -> str | None:
+    """Why the target may not be called, or None. Only phone numbers cost money: ACS users pass."""
+    if not request.is_pstn or allow.matches(request.target):
+        return None
+    if not (allow.numbers or allow.prefixes):
+        return (
+            f"calling phone numbers is off: {allow.setting} is empty "
+            "(set it to the numbers or +prefix* this deployment may call)"
+        )
+    return f"{request.masked_target()} is not on {allow.setting}"
 
 
 @bp.function_name("start_call")
@@ -88,14 +107,29 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
         request = parse_request(req.get_body(), s.profiles_dir)
     except PayloadError as exc:
         return error_response(exc.status, str(exc))
+    shown_target = rt.telemetry.show_number(request.target) if request.is_pstn else request.target
+    reason = refusal(request, s.outbound_allow)
+    if reason is not None:
+        return _refused(rt, shown_target, 403, reason, why="not_on_allow_list")
     if request.is_pstn and s.phone_number is None:
         return error_response(
             409,
             "calling a phone number needs a caller id: set ACS_PHONE_NUMBER to a number of this ACS resource",
         )
+    wait = rt.outbound_calls.acquire()
+    if wait:
+        retry_after = max(1, math.ceil(wait))
+        return _refused(
+            rt,
+            shown_target,
+            429,
+            f"too many calls: this instance places at most {s.outbound_calls_per_minute} per minute "
+            f"(OUTBOUND_CALLS_PER_MINUTE); retry in {retry_after} s",
+            why="rate_limited",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     caller_id = PhoneNumberIdentifier(s.phone_number) if request.is_pstn and s.phone_number else None
-    shown_target = rt.telemetry.show_number(request.target) if request.is_pstn else request.target
     try:
         created = await acs_request(
             rt.call_automation().create_call(
@@ -136,3 +170,17 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(
         {"callConnectionId": created.call_connection_id, "target": request.masked_target()}, status=202
     )
+
+
+def _refused(
+    rt: Runtime,
+    shown_target: str,
+    status: int,
+    message: str,
+    *,
+    why: str,
+    headers: dict[str, str] | None = None,
+) -> func.HttpResponse:
+    log.warning("refused outbound call: %s", message)
+    rt.telemetry.event("OutboundCallRefused", reason=why, target=shown_target)
+    return error_response(status, message, headers=headers)

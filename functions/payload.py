@@ -1,4 +1,7 @@
-"""Strict reading of JSON bodies from outside: every complaint says where and what was wrong."""
+"""Strict reading of JSON bodies from outside: every complaint says where and what was wrong.
+
+Complaints name the field, never quote its value: a value may be personal data, or megabytes long.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,10 @@ from typing import Any
 
 # Event Grid delivers at most 1 MB per request; nothing we accept is legitimately larger.
 MAX_BODY_BYTES = 1024 * 1024
+# Ids, types and names: GUIDs, short names, or serverCallId (base64 of a URL, about 200 characters).
+MAX_ID_CHARS = 512
+# incomingCallContext is an opaque token ACS hands back on answer/reject: a few KB, more with SIP headers.
+MAX_CONTEXT_CHARS = 64 * 1024
 
 
 class PayloadError(ValueError):
@@ -26,6 +33,10 @@ def decode_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+    except ValueError:  # an integer over Python's 4,300-digit conversion limit
+        raise PayloadError("body holds a number with too many digits") from None
 
 
 def object_list(value: Any, what: str) -> list[dict[str, Any]]:
@@ -47,16 +58,27 @@ def require_object(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def require_str(obj: dict[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
+def require_str(obj: dict[str, Any], key: str, where: str, *, max_chars: int = MAX_ID_CHARS) -> str:
+    value = optional_str(obj, key, where, max_chars=max_chars)
+    if value is None:
         raise PayloadError(f"{where}.{key} must be a non-empty string")
     return value
 
 
-def optional_str(obj: dict[str, Any], key: str) -> str | None:
+def optional_str(obj: dict[str, Any], key: str, where: str, *, max_chars: int = MAX_ID_CHARS) -> str | None:
+    """A non-empty string, or None when absent or of another type; refused when it could harm.
+
+    Ids end up in URLs, log lines and telemetry: control characters would forge log lines, and a
+    lone surrogate cannot be encoded into a URL at all.
+    """
     value = obj.get(key)
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) > max_chars:
+        raise PayloadError(f"{where}.{key} is longer than {max_chars} characters")
+    if not value.isprintable():
+        raise PayloadError(f"{where}.{key} holds control characters or lone surrogates")
+    return value
 
 
 def optional_int(obj: dict[str, Any], key: str) -> int | None:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.identity.aio import DefaultAzureCredential
 
+from common import log_safety
 from common.acs_jwt import AcsJwtVerifier
 from common.call_automation import CLIENT_OPTIONS, call_automation_client
 from common.telemetry import Telemetry
 
 from .dedupe import RecentKeys
+from .rate_limit import SlidingWindow
 from .settings import ControlSettings
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,13 @@ ACS_ATTEMPTS = CLIENT_OPTIONS["retry_total"] + 1
 
 class Runtime:
     def __init__(self, settings: ControlSettings) -> None:
+        log_safety.install()  # every record of the worker's process: bounded, and writable whatever it holds
         self.settings = settings
         self.telemetry = Telemetry.from_settings(settings.telemetry, plane="functions")
         self.telemetry.attach_logs("functions")
         # IncomingCall deliveries already handled here (see dedupe.py).
         self.handled_calls = RecentKeys(ttl_seconds=15 * 60, max_keys=10_000)
+        self.outbound_calls = SlidingWindow(settings.outbound_calls_per_minute, window_seconds=60.0)
         self._client: CallAutomationClient | None = None
         self._credential: DefaultAzureCredential | None = None
         self._verifier: AcsJwtVerifier | None = None

@@ -17,7 +17,7 @@ from common.profiles import APP_ROOT, DEFAULT_PROFILES_DIR, profile_problem, res
 from common.settings_reader import E164, SettingsReader
 from common.telemetry import TELEMETRY_SETTINGS, TelemetrySettings
 
-from .screening import CallerList, parse_caller_list
+from .screening import NumberList, parse_number_list
 
 T = TypeVar("T")
 
@@ -28,6 +28,7 @@ AUDIO_FORMATS = {"pcm24kmono": "pcm24KMono", "pcm16kmono": "pcm16KMono"}  # Sett
 ACS_CLIENT = ("ACS_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING")
 ACS_JWT = ("ACS_RESOURCE_ID", "ACS_JWT_ISSUER", "ACS_OPENID_CONFIG_URL")
 MEDIA = ("CALLBACK_URI_HOST", "MEDIA_HOST_URL", "MEDIA_AUDIO_FORMAT", "AOAI_PROFILES_DIR")
+OUTBOUND = ("OUTBOUND_ALLOW_LIST", "OUTBOUND_CALLS_PER_MINUTE")
 
 # Every setting /api/health reports on (present and valid), never with its value.
 SETTING_NAMES = (
@@ -40,6 +41,7 @@ SETTING_NAMES = (
     "ACS_INBOUND_NUMBERS",
     "CALLER_ALLOW_LIST",
     "CALLER_DENY_LIST",
+    *OUTBOUND,
     *TELEMETRY_SETTINGS,
 )
 
@@ -58,8 +60,10 @@ class ControlSettings:
     inbound_profile: str | None
     phone_number: str | None  # our caller id for PSTN calls
     inbound_numbers: frozenset[str]  # empty: any number of the resource is ours
-    caller_allow: CallerList | None
-    caller_deny: CallerList | None
+    caller_allow: NumberList | None
+    caller_deny: NumberList | None
+    outbound_allow: NumberList  # empty: no phone number may be called (ACS users may)
+    outbound_calls_per_minute: int  # per process, against toll fraud with a leaked key
     telemetry: TelemetrySettings
     present: frozenset[str]  # names of the settings that are set (non-empty)
     problems: Mapping[str, str]  # setting name -> what is wrong with it
@@ -106,24 +110,24 @@ class ControlSettings:
 
         # Numbers are personal data: problems say which entry, never the value.
         phone_number = r.optional("ACS_PHONE_NUMBER")
-        if phone_number is not None and not E164.match(phone_number):
+        if phone_number is not None and not E164.fullmatch(phone_number):
             problem("ACS_PHONE_NUMBER", "ACS_PHONE_NUMBER is not an E.164 number (+14255550100)")
             phone_number = None
         inbound = _entries(r.optional("ACS_INBOUND_NUMBERS") or "")
         for position, number in enumerate(inbound, start=1):
-            if not E164.match(number):
+            if not E164.fullmatch(number):
                 problem(
                     "ACS_INBOUND_NUMBERS",
                     f"ACS_INBOUND_NUMBERS entry #{position} is not an E.164 number (+14255550100)",
                 )
         inbound_numbers = frozenset(inbound or ([phone_number] if phone_number else []))
 
-        lists: dict[str, CallerList | None] = {}
-        for name in ("CALLER_ALLOW_LIST", "CALLER_DENY_LIST"):
+        lists: dict[str, NumberList | None] = {}
+        for name in ("CALLER_ALLOW_LIST", "CALLER_DENY_LIST", "OUTBOUND_ALLOW_LIST"):
             raw = r.optional(name)
             lists[name] = None
             if raw is not None:
-                parsed, list_problems = parse_caller_list(name, raw)
+                parsed, list_problems = parse_number_list(name, raw)
                 lists[name] = parsed
                 for message in list_problems:
                     problem(name, message)
@@ -154,6 +158,10 @@ class ControlSettings:
             inbound_numbers=inbound_numbers,
             caller_allow=lists["CALLER_ALLOW_LIST"],
             caller_deny=lists["CALLER_DENY_LIST"],
+            outbound_allow=lists["OUTBOUND_ALLOW_LIST"] or NumberList("OUTBOUND_ALLOW_LIST", frozenset(), ()),
+            outbound_calls_per_minute=int(
+                read("OUTBOUND_CALLS_PER_MINUTE", lambda n: r.number(n, 10, low=1, high=1000))
+            ),
             telemetry=telemetry,
             present=frozenset(name for name in SETTING_NAMES if r.optional(name) is not None),
             problems=problems,

@@ -60,8 +60,12 @@ param phoneNumber string = ''
 param inboundNumbers string = ''
 param callerAllowList string = ''
 param callerDenyList string = ''
+
+@description('OUTBOUND_ALLOW_LIST: the numbers or +prefix* POST /api/calls may call. Empty: no phone number (toll fraud).')
+param outboundAllowList string = ''
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
+param auditDtmfDigits bool = false
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -186,8 +190,10 @@ module functionApp 'modules/function-app.bicep' = {
     inboundNumbers: inboundNumbers
     callerAllowList: callerAllowList
     callerDenyList: callerDenyList
+    outboundAllowList: outboundAllowList
     auditUnmaskedNumbers: auditUnmaskedNumbers
     auditTranscripts: auditTranscripts
+    auditDtmfDigits: auditDtmfDigits
   }
   dependsOn: [
     roles
@@ -221,6 +227,7 @@ module mediaApp 'modules/media-app.bicep' = {
     maxReplicas: mediaMaxReplicas
     auditUnmaskedNumbers: auditUnmaskedNumbers
     auditTranscripts: auditTranscripts
+    auditDtmfDigits: auditDtmfDigits
   }
   // AcrPull (in roles) must exist before the first revision pulls its image.
   dependsOn: [

@@ -27,6 +27,8 @@ from .gateway import create_gateway
 
 OUR_NUMBER = "+18005550100"  # the emulated ACS number the demo caller dials
 LOCAL_PROFILE = "restaurant"
+# The emulated ACS dials no one, so every number may be "called" (OUTBOUND_ALLOW_LIST guards real ACS).
+EMULATED_OUTBOUND_ALLOW_LIST = ",".join(f"+{digit}*" for digit in range(1, 10))
 
 
 @dataclass
@@ -56,6 +58,7 @@ class LocalStack:
             await self.emulator.start()
             env.update(self.emulator.settings_env())
             env.setdefault("ACS_PHONE_NUMBER", OUR_NUMBER)
+            env.setdefault("OUTBOUND_ALLOW_LIST", EMULATED_OUTBOUND_ALLOW_LIST)
         self.number = env.get("ACS_PHONE_NUMBER", "")
         env.setdefault("AOAI_INBOUND_PROFILE", LOCAL_PROFILE)
         media_settings = MediaSettings.from_env(env)

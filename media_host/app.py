@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
 
+from common import log_safety
 from common.acs_jwt import AcsJwtVerifier, JwtRejected
 from common.telemetry import ROLE_INSTANCE, CallIds, Telemetry
 
@@ -61,6 +64,7 @@ def create_app(
     tools: list[Tool] | None = None,
 ) -> web.Application:
     """`credential` defaults to DefaultAzureCredential (honours AZURE_CLIENT_ID) when Entra ID is needed."""
+    log_safety.install()
     app = web.Application()
     app.router.add_get("/ws/media", media_socket)
     app.router.add_get("/healthz", healthz)
@@ -110,9 +114,9 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
     started = time.monotonic()
     ids = CallIds(
-        correlation_id=request.headers.get("x-ms-call-correlation-id", ""),
-        call_connection_id=request.headers.get("x-ms-call-connection-id", ""),
-        caller=request.query.get("caller", ""),  # as the control plane may show it (masked by default)
+        correlation_id=_id(request.headers.get("x-ms-call-correlation-id")),
+        call_connection_id=_id(request.headers.get("x-ms-call-connection-id")),
+        caller=_id(request.query.get("caller")),  # as the control plane may show it (masked by default)
     )
 
     def refuse(status: int, reason: str, message: str) -> web.HTTPException:
@@ -131,7 +135,7 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     try:
         await host.verifier.verify_authorization(request.headers.get("Authorization"))
     except JwtRejected as exc:
-        log.warning("refused media socket: %s", exc)
+        log.warning("refused media socket: %s", exc.for_log)
         if exc.reason == "jwks_unavailable":  # our outage, not the sender's fault: ACS may retry
             raise refuse(503, "jwks_unavailable", f"cannot verify ACS tokens right now: {exc}") from None
         host.telemetry.metric("rejected_jwts", 1, reason=exc.reason)
@@ -152,8 +156,12 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
                 extra=ids.dims(),
             )
             profile = None
-    # aiohttp would close the socket on an over-limit message; allow headroom and drop them ourselves
-    ws = web.WebSocketResponse(max_msg_size=max(4 * host.settings.max_frame_bytes, 1 << 20), timeout=2.0)
+    # aiohttp closes the socket on a message over its limit: allow headroom and drop them ourselves.
+    # Text stays bytes: msgspec decodes it directly, and invalid UTF-8 is one dropped message, not a
+    # transport error that would end the call.
+    ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
+        max_msg_size=max(4 * host.settings.max_frame_bytes, 1 << 20), timeout=2.0, decode_text=False
+    )
     host.reserved += 1
     try:
         await ws.prepare(request)
@@ -184,6 +192,15 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
             "GET /ws/media", url=request.path, status=101, duration_s=time.monotonic() - started, ids=ids
         )
     return ws
+
+
+_ID = re.compile(r"[A-Za-z0-9._:+*@-]{1,128}")  # ACS's ids are GUID-like; a masked number is +81******5678
+
+
+def _id(value: str | None) -> str:
+    """An id from the upgrade request as the call's records may carry it, or "" if it is not one: these
+    values end up in every log line and telemetry record of the call."""
+    return value if value is not None and _ID.fullmatch(value) else ""
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -34,7 +34,7 @@ from .acs_media import (
 )
 from .call_control import CallControl
 from .caller_audio import CallerAudio
-from .model_link import ModelConnector, ModelUnavailable
+from .model_link import ModelConnector, ModelSocket, ModelUnavailable
 from .playback import Playback
 from .settings import MediaSettings
 from .tools import Tool, ToolContext, ToolResult, tool_schema
@@ -52,6 +52,10 @@ class SessionRejected(Exception):
 MAX_QUEUED_ASSISTANT_SECONDS = 120.0  # the model generates faster than real time; bound what waits (5.8 MB)
 SPEECH_WAIT_TIMEOUT_S = 15.0  # inside TOOL_TIMEOUT_SECONDS' default, so a tool still gets to act
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
+_TRANSPORT_ERRORS: dict[int, str] = {  # close code of a socket the transport gave up on -> end reason
+    aiohttp.WSCloseCode.MESSAGE_TOO_BIG: "acs_message_too_big",
+    aiohttp.WSCloseCode.PROTOCOL_ERROR: "acs_protocol_error",
+}
 ENDED_BY = {  # end reason -> who ended the call, for the audit trail
     "assistant_ended": "assistant",
     "transferred": "assistant",
@@ -71,17 +75,30 @@ class Turn:
     interrupted: bool = False
 
 
+MAX_DISTINCT_KEYS = (
+    16  # the sender picks unknown kinds and error codes: past this many, they count as "other"
+)
+
+
+def count_bounded(counter: Counter[str], key: str) -> bool:
+    """Count `key`; True the first time (of at most MAX_DISTINCT_KEYS + 1), so each can be logged once."""
+    if key not in counter and len(counter) >= MAX_DISTINCT_KEYS:
+        key = "other"
+    counter[key] += 1
+    return counter[key] == 1
+
+
 @dataclass
 class CallStats:
-    malformed: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)  # ACS messages dropped, by reason
     unknown_kinds: Counter[str] = field(default_factory=Counter)
-    model_malformed: int = 0
+    model_malformed: Counter[str] = field(default_factory=Counter)  # model events dropped, by reason
     model_errors: Counter[str] = field(default_factory=Counter)
     barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller's speech was detected
     late_deltas_dropped: int = 0
     reconnects: int = 0
     tool_calls: Counter[str] = field(default_factory=Counter)
-    dtmf: list[str] = field(default_factory=list)
+    dtmf_at_ms: list[int] = field(default_factory=list)  # when the caller pressed keys (never which ones)
     first_audio_ms: float | None = None  # media connected -> first assistant frame sent to ACS
     turn_latency_ms: list[float] = field(default_factory=list)  # end of caller speech -> first answer frame
 
@@ -90,7 +107,7 @@ class CallSession:
     def __init__(
         self,
         *,
-        ws: web.WebSocketResponse,
+        ws: web.WebSocketResponse[Literal[False]],
         ids: CallIds,
         profile: str | None,
         instructions: str,
@@ -111,6 +128,7 @@ class CallSession:
         self._tools = {tool.name: tool for tool in tools}
         self._tool_ctx = ToolContext(ids, control, settings, telemetry, self._speech_finished, self._ending)
         self.started_at = time.monotonic()
+        self._acs_heard_at = self.started_at
         self.turns: list[Turn] = []
         self.stats = CallStats()
         self.end_reason: str | None = None
@@ -128,7 +146,7 @@ class CallSession:
             on_item_started=self._assistant_audio_started,
         )
         self._caller_stopped_at: float | None = None  # end of the caller's last turn, until the answer starts
-        self._model: aiohttp.ClientWebSocketResponse | None = None
+        self._model: ModelSocket | None = None
         self._live_response: str | None = None
         self._response_idle = asyncio.Event()
         self._response_idle.set()
@@ -147,18 +165,22 @@ class CallSession:
         self.telemetry.event("MediaConnected", self.ids, profile=self.profile or "default")
         self._spawn(self._model_loop(), "model")
         self._spawn(self.playback.run(), "playback")
+        self._spawn(self._watch_acs(), "watch-acs")
+        hang_up: str | None = None  # why this handler ends the call for everyone, if it does
         try:
             async with asyncio.timeout(self.settings.max_call_seconds):
-                await self._acs_loop()
-            self.end_reason = self.end_reason or "acs_closed"
+                hang_up = await self._acs_loop()
+            if hang_up is None:
+                self.end_reason = self.end_reason or "acs_closed"
         except TimeoutError:
-            await self._end_call("max_call_seconds")
+            hang_up = "max_call_seconds"
         except Exception:  # a bug must not leave the caller on a silent line
             log.exception("call failed", extra=self._dims())
-            await self._end_call("internal_error")
+            hang_up = "internal_error"
         finally:
-            # the host may cancel this handler when ACS drops the connection: cleanup must still finish
-            cleanup = asyncio.ensure_future(self._close())
+            # the host may cancel this handler when ACS drops the connection: cleanup (and the
+            # hang-up, which must reach ACS whatever happens to the socket) must still finish
+            cleanup = asyncio.ensure_future(self._close(hang_up))
             try:
                 await asyncio.shield(cleanup)
             except asyncio.CancelledError:
@@ -192,7 +214,10 @@ class CallSession:
                 log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self._dims())
                 await asyncio.sleep(1.0)
 
-    async def _close(self) -> None:
+    async def _close(self, hang_up: str | None) -> None:
+        if hang_up is not None:
+            self.end_reason = self.end_reason or hang_up
+            await self._hang_up()
         self._closing = True
         tasks = list(self._tasks)
         for task in tasks:
@@ -202,7 +227,8 @@ class CallSession:
             await self.ws.close()
         self._record_end()
         log.info(
-            "call ended: %s after %d ms; %d turns, %d barge-ins, %d underruns, %d reconnects, malformed %s",
+            "call ended: %s after %d ms; %d turns, %d barge-ins, %d underruns, %d reconnects; dropped: "
+            "malformed ACS %s, unknown ACS kinds %s, malformed model events %s",
             self.end_reason,
             self.elapsed_ms,
             len(self.turns),
@@ -210,6 +236,8 @@ class CallSession:
             self.playback.stats.underruns,
             self.stats.reconnects,
             dict(self.stats.malformed) or "none",
+            dict(self.stats.unknown_kinds) or "none",
+            dict(self.stats.model_malformed) or "none",
             extra=self._dims(),
         )
 
@@ -227,7 +255,10 @@ class CallSession:
             underruns=underruns,
             reconnects=self.stats.reconnects,
             malformed=dict(self.stats.malformed),
+            unknown_kinds=dict(self.stats.unknown_kinds),
+            model_malformed=dict(self.stats.model_malformed),
             model_errors=dict(self.stats.model_errors),
+            dtmf_tones=len(self.stats.dtmf_at_ms),
             caller_audio_dropped=self.caller_audio.held_dropped,  # the model was away longer than the buffer
             assistant_audio_dropped=self.playback.stats.overflow_dropped,
             late_deltas_dropped=self.stats.late_deltas_dropped,
@@ -251,14 +282,34 @@ class CallSession:
         return self.ids.dims()
 
     # -- ACS side -----------------------------------------------------------------------------
-    async def _acs_loop(self) -> None:
+    async def _acs_loop(self) -> str | None:
+        """Until ACS closes the stream (None), or the transport fails: then the reason to hang up."""
         async for msg in self.ws:
+            self._acs_heard_at = time.monotonic()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 await self._on_acs_message(msg.data)
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 self._count_malformed("binary_frame")
+            elif msg.type == aiohttp.WSMsgType.ERROR:
+                # the transport itself gave up (e.g. a message over its size limit) and has closed the
+                # socket, so the call cannot go on: hang it up rather than leave the caller in silence
+                reason = _TRANSPORT_ERRORS.get(getattr(msg.data, "code", 0), "acs_transport_error")
+                self._count_malformed(reason)
+                log.warning("ACS media socket failed: %s; hanging up", reason, extra=self._dims())
+                return reason
+        return None
 
-    async def _on_acs_message(self, text: str) -> None:
+    async def _watch_acs(self) -> None:
+        """ACS sends a frame every 20 ms even in silence, so a socket quiet for MEDIA_IDLE_SECONDS is
+        half-open (no FIN will come): hang the call up rather than hold it, and its model session,
+        until MAX_CALL_SECONDS. A timer per call, not a timeout per frame: frames are the hot path."""
+        idle = self.settings.media_idle_seconds
+        while (quiet := time.monotonic() - self._acs_heard_at) < idle:  # noqa: ASYNC110 - a deadline, not an event
+            await asyncio.sleep(idle - quiet)
+        log.warning("no media from ACS for %.1f s; hanging up", quiet, extra=self._dims())
+        await self._end_call("media_idle")
+
+    async def _on_acs_message(self, text: bytes) -> None:
         if len(text) > self.settings.max_frame_bytes:
             self._count_malformed("oversized")
             return
@@ -275,12 +326,22 @@ class CallSession:
                 self.playback.set_rate(message.sample_rate, self.settings.soxr_quality)
             log.info("audio format: PCM %d Hz", message.sample_rate, extra=self._dims())
         elif isinstance(message, DtmfData):
-            self.stats.dtmf.append(message.tone)
-            log.info("caller pressed %s", message.tone, extra=self._dims())
+            self._on_dtmf(message.tone)
         elif isinstance(message, UnknownKind):
-            if not self.stats.unknown_kinds[message.kind]:
-                log.info("ignoring ACS message kind %r", message.kind, extra=self._dims())
-            self.stats.unknown_kinds[message.kind] += 1
+            self._count_unknown_kind(message.kind)
+
+    def _on_dtmf(self, tone: str) -> None:
+        # keys are PINs and card numbers: the audit trail gets when and how many, the digits only on request
+        self.stats.dtmf_at_ms.append(self.elapsed_ms)
+        shown = f" {tone!r}" if self.telemetry.dtmf_digits else ""
+        log.info("caller pressed a key%s (%d so far)", shown, len(self.stats.dtmf_at_ms), extra=self._dims())
+
+    def _count_unknown_kind(self, kind: str) -> None:
+        if (
+            not self.stats.unknown_kinds
+        ):  # once per call; the kinds and their counts are in the call's end record
+            log.info("ignoring ACS message kind %r (and any other unknown kind)", kind, extra=self._dims())
+        count_bounded(self.stats.unknown_kinds, kind)
 
     def _count_malformed(self, reason: str) -> None:
         if not self.stats.malformed[reason]:  # log once per reason, count always
@@ -345,7 +406,7 @@ class CallSession:
                 self._live_response = None
                 self._response_idle.set()
 
-    async def _start_model_session(self, model: aiohttp.ClientWebSocketResponse, *, greet: bool) -> None:
+    async def _start_model_session(self, model: ModelSocket, *, greet: bool) -> None:
         m = self.settings.model
         if greet:
             self.telemetry.event("ModelSessionStarted", self.ids, deployment=m.deployment, voice=m.voice,
@@ -376,7 +437,7 @@ class CallSession:
                     raise
         self._model = model  # no await since the last release: nothing can slip between the two
 
-    async def _session_ready(self, model: aiohttp.ClientWebSocketResponse) -> None:
+    async def _session_ready(self, model: ModelSocket) -> None:
         """Until the model confirms our session.update: without it the call would run on the model's
         defaults (voice, tools, transcription), which is worse than failing clearly."""
         async with asyncio.timeout(SESSION_READY_TIMEOUT_S):
@@ -385,8 +446,8 @@ class CallSession:
                     continue
                 try:
                     event = rt.parse_server_event(msg.data)
-                except rt.MalformedEvent:
-                    self.stats.model_malformed += 1
+                except rt.MalformedEvent as exc:
+                    self._count_model_malformed(exc.reason)
                     continue
                 if isinstance(event, rt.SessionReady):
                     return
@@ -419,12 +480,16 @@ class CallSession:
             with contextlib.suppress(ConnectionError):
                 await self._model.send_str(event)
 
-    async def _on_model_message(self, text: str) -> None:
+    def _count_model_malformed(self, reason: str) -> None:
+        if not self.stats.model_malformed[reason]:  # log once per reason, count always
+            log.warning("dropping malformed model event: %s", reason, extra=self._dims())
+        self.stats.model_malformed[reason] += 1
+
+    async def _on_model_message(self, text: bytes) -> None:
         try:
             event = rt.parse_server_event(text)
         except rt.MalformedEvent as exc:
-            self.stats.model_malformed += 1
-            log.warning("dropping malformed model event: %s", exc, extra=self._dims())
+            self._count_model_malformed(exc.reason)
             return
         if isinstance(event, rt.AudioDelta):
             if event.response_id in self._cancelled:
@@ -455,8 +520,8 @@ class CallSession:
             self.turns.append(Turn("assistant", event.text, event.item_id, self.elapsed_ms, interrupted))
             self.telemetry.transcript(self.ids, "assistant", event.text)
         elif isinstance(event, rt.ServerError):
-            self.stats.model_errors[event.code] += 1
-            level = logging.DEBUG if event.code in BENIGN_MODEL_ERRORS else logging.WARNING
+            first = count_bounded(self.stats.model_errors, event.code)  # each code logged once a call
+            level = logging.WARNING if first and event.code not in BENIGN_MODEL_ERRORS else logging.DEBUG
             log.log(level, "model error %s: %s", event.code, event.message, extra=self._dims())
 
     async def _on_response_done(self, event: rt.ResponseDone) -> None:

@@ -7,6 +7,7 @@ buffer and sent, in order, as soon as it is.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections import deque
 
 from .acs_media import AudioData
@@ -35,8 +36,10 @@ class CallerAudio:
     def to_model(self, data: AudioData) -> list[str]:
         """Model events for one ACS frame (none while the resampler is still filling)."""
         self.frames_in += 1
-        if self._resampler is None:
-            return [append_audio(data.b64 or self._silence_b64)]
+        if self._resampler is None:  # 24 kHz: the model's own format; re-encoding in C is cheaper than
+            # keeping the sender's text, which would have to be checked character by character
+            return [append_audio(binascii.b2a_base64(data.pcm, newline=False).decode("ascii") if data.pcm
+                                 else self._silence_b64)]  # fmt: skip
         pcm = data.pcm or bytes(frame_bytes(self.call_rate))  # a `silent` frame may come without data
         return [
             append_audio(base64.b64encode(frame).decode("ascii"))

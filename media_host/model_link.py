@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Literal, TypeAlias
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,6 +22,9 @@ from common.telemetry import CallIds, Telemetry
 from .settings import ModelSettings
 
 log = logging.getLogger(__name__)
+
+# text messages arrive as bytes (decode_text=False): msgspec decodes them without a str in between
+ModelSocket: TypeAlias = "aiohttp.ClientWebSocketResponse[Literal[False]]"
 
 COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -100,7 +104,7 @@ class ModelConnector:
         assert self._tokens is not None
         return {"Authorization": f"Bearer {await self._tokens.get()}"}
 
-    async def connect(self, ids: CallIds) -> aiohttp.ClientWebSocketResponse:
+    async def connect(self, ids: CallIds) -> ModelSocket:
         """Open the socket, retrying with exponential backoff; raise ModelUnavailable at the end."""
         attempts = self._settings.connect_attempts
         last = "no attempt made"
@@ -117,6 +121,7 @@ class ModelConnector:
                         timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                         heartbeat=20.0,
                         max_msg_size=16 * 1024 * 1024,
+                        decode_text=False,  # msgspec decodes the bytes; bad UTF-8 is one dropped event
                     )
                 self._record(ids, started, "101", success=True, attempt=attempt)
                 return socket

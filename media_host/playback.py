@@ -49,6 +49,7 @@ class Interrupted:
 class _ItemProgress:
     response_id: str
     sent_bytes: int = 0
+    queued: int = 0  # frames still waiting: the item is forgotten once none are and another plays
 
 
 class Playback:
@@ -73,6 +74,8 @@ class Playback:
         self._deadline = 0.0  # when ACS finishes playing everything sent so far
         self._items: dict[str, _ItemProgress] = {}
         self._last_item: str | None = None
+        self._odd_byte = b""  # see _whole_samples
+        self._odd_item: str | None = None
         self.stats = PlaybackStats()
         self.set_rate(call_rate, quality)
 
@@ -83,12 +86,22 @@ class Playback:
 
     # -- fed by the session ------------------------------------------------------------------
     def push(self, response_id: str, item_id: str, pcm24: bytes) -> None:
+        pcm24 = self._whole_samples(item_id, pcm24)
         pcm = self._resampler.process(pcm24) if self._resampler else pcm24
         for frame in self._cutter.push(pcm):
             self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
 
+    def _whole_samples(self, item_id: str, pcm24: bytes) -> bytes:
+        """A delta may end mid-sample: carry its odd byte into the item's next delta, so every later
+        sample stays aligned (and the resampler is never handed half a sample)."""
+        if self._odd_byte and self._odd_item == item_id:
+            pcm24 = self._odd_byte + pcm24
+        self._odd_byte, self._odd_item = (pcm24[-1:], item_id) if len(pcm24) % 2 else (b"", None)
+        return pcm24[:-1] if self._odd_byte else pcm24
+
     def finish_item(self, response_id: str, item_id: str) -> None:
         """The model's audio for this item is complete: emit what the resampler and cutter hold."""
+        self._odd_byte, self._odd_item = b"", None  # half a sample is not audio
         if self._resampler:
             for frame in self._cutter.push(self._resampler.flush()):
                 self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
@@ -105,12 +118,15 @@ class Playback:
         self.stats.interrupted_frames += len(self._queue)
         self._queue.clear()
         self._cutter.clear()
+        self._odd_byte, self._odd_item = b"", None
         if self._resampler:
             self._resampler.clear()
         self._deadline = now  # StopAudio flushes ACS's own buffer too
+        items, self._items = self._items, {}
         if playing is None:
             return None
-        item = self._items[playing]
+        item = self._items[playing] = items[playing]
+        item.queued = 0
         return Interrupted(item.response_id, playing, item.sent_bytes * 1000 // (2 * self._rate))
 
     def _progress(self, response_id: str, item_id: str) -> _ItemProgress:
@@ -119,12 +135,17 @@ class Playback:
             progress = self._items[item_id] = _ItemProgress(response_id)
         return progress
 
+    def _forget_played(self, item_id: str | None) -> None:
+        """A model can start any number of items in a call: keep only those still to be heard."""
+        if item_id is not None and (item := self._items.get(item_id)) is not None and not item.queued:
+            del self._items[item_id]
+
     def _enqueue(self, frame: _Frame) -> None:
         if len(self._queue) >= self._max_frames:
             self.stats.overflow_dropped += 1
             return
         self._queue.append(frame)
-        self._progress(frame.response_id, frame.item_id)
+        self._progress(frame.response_id, frame.item_id).queued += 1
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(self._queue))
         self._wake.set()
 
@@ -159,7 +180,9 @@ class Playback:
             self._deadline += FRAME_S
             if frame.item_id != self._last_item:
                 self._on_item_started(frame.item_id, now)
+                self._forget_played(self._last_item)
             self._last_item = frame.item_id
             item.sent_bytes += frame.real_bytes
+            item.queued -= 1
             self.stats.frames_sent += 1
             await self._send(audio_frame(frame.pcm))

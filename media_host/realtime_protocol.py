@@ -1,18 +1,25 @@
 """Azure OpenAI Realtime API (GA shape), translated in one place.
 
-Client events are built as JSON strings; server events are parsed into small typed events. Only the
+Client events are built as JSON strings; server events are decoded and type-checked in one msgspec
+pass into small typed events (ids are bounded non-empty strings, audio is valid base64). Only the
 events the call needs are typed; the rest become `OtherEvent` and are ignored by the session.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from .wire import WireError, decode
 
 MODEL_RATE = 24_000  # the model speaks and listens PCM16 mono at 24 kHz
+MAX_ID_CHARS = 256  # response, item and call ids: real ones are ~30 characters
+MAX_TEXT_CHARS = 100_000  # transcripts and tool arguments
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}\Z"  # what the Realtime API allows (\Z: "$" would let a newline in)
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def session_update(config: SessionConfig) -> str:
 
 
 def append_audio(b64: str) -> str:
-    # b64 was validated against the strict base64 alphabet, so it needs no JSON escaping
+    # b64 is our own encoding (base64 has no character JSON must escape)
     return '{"type":"input_audio_buffer.append","audio":"' + b64 + '"}'
 
 
@@ -93,58 +100,82 @@ def function_output(call_id: str, output: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SessionReady:
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
+
+
+class _Event(msgspec.Struct, tag_field="type"):
+    """A server event as it is on the wire; unknown fields are skipped."""
+
+
+class SessionReady(_Event, tag="session.updated"):
     """`session.updated`: our configuration is in force."""
 
 
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
+class SpeechStarted(_Event, tag="input_audio_buffer.speech_started"):
     """The caller started speaking (server VAD): barge-in if the assistant is talking."""
 
 
-@dataclass(frozen=True, slots=True)
-class SpeechStopped:
+class SpeechStopped(_Event, tag="input_audio_buffer.speech_stopped"):
     """The caller stopped speaking: the clock of the turn's response latency starts."""
 
 
-@dataclass(frozen=True, slots=True)
-class CallerTranscript:
-    item_id: str
-    text: str
+class CallerTranscript(_Event, tag="conversation.item.input_audio_transcription.completed"):
+    item_id: Id
+    text: Text = msgspec.field(default="", name="transcript")
+
+
+class AudioDelta(_Event, tag="response.output_audio.delta"):
+    response_id: Id
+    item_id: Id
+    pcm: bytes = msgspec.field(name="delta")  # base64 on the wire, decoded and checked in the same pass
+
+
+class AudioDone(_Event, tag="response.output_audio.done"):
+    response_id: Id
+    item_id: Id
+
+
+class AssistantTranscript(_Event, tag="response.output_audio_transcript.done"):
+    response_id: Id
+    item_id: Id
+    text: Text = msgspec.field(default="", name="transcript")
+
+
+class FunctionCall(_Event, tag="response.function_call_arguments.done"):
+    response_id: Id
+    call_id: Id
+    name: Annotated[str, msgspec.Meta(pattern=TOOL_NAME)]  # a tool name: safe to count, log and name a task
+    arguments: Text = "{}"
+
+
+class _ResponseRef(msgspec.Struct):
+    id: Id
+    status: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    status_details: dict[str, Any] | None = None
+
+
+class _ResponseCreated(_Event, tag="response.created"):
+    response: _ResponseRef
+
+
+class _ResponseDone(_Event, tag="response.done"):
+    response: _ResponseRef
+
+
+class _ErrorBody(msgspec.Struct):
+    code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    message: Text = ""
+
+
+class _Error(_Event, tag="error"):
+    error: _ErrorBody
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseCreated:
     response_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDelta:
-    response_id: str
-    item_id: str
-    pcm: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDone:
-    response_id: str
-    item_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AssistantTranscript:
-    response_id: str
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCall:
-    response_id: str
-    call_id: str
-    name: str
-    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,55 +213,43 @@ ServerEvent = (
 
 
 class MalformedEvent(ValueError):
-    pass
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # from a bounded set (see media_host.wire): safe to count by
+
+
+class _AnyType(msgspec.Struct):
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_.]+\Z")]
+
+
+_Wire = (
+    SessionReady | SpeechStarted | SpeechStopped | CallerTranscript | AudioDelta | AudioDone
+    | AssistantTranscript | FunctionCall | _ResponseCreated | _ResponseDone | _Error
+)  # fmt: skip
+_KNOWN: msgspec.json.Decoder[_Wire] = msgspec.json.Decoder(_Wire)
+_TYPE_ONLY = msgspec.json.Decoder(_AnyType)
 
 
 def parse_server_event(text: str | bytes) -> ServerEvent:
     try:
-        event = json.loads(text)
-        parser: Callable[[dict[str, Any]], ServerEvent] = _PARSERS.get(event["type"], _other)
-        return parser(event)
-    except Exception as exc:  # whatever the shape of the nonsense, it is one dropped event, never a crash
-        raise MalformedEvent(f"{type(exc).__name__}: {exc}"[:200]) from None
-
-
-def _other(e: dict[str, Any]) -> ServerEvent:
-    return OtherEvent(type=str(e["type"]))
-
-
-def _response_done(e: dict[str, Any]) -> ServerEvent:
-    response = e["response"]
-    details = response.get("status_details") or {}
-    return ResponseDone(
-        response_id=response["id"], status=response.get("status", ""), reason=details.get("reason")
-    )
-
-
-def _error(e: dict[str, Any]) -> ServerEvent:
-    error = e.get("error") or {}
-    return ServerError(
-        code=str(error.get("code") or error.get("type") or "unknown"), message=str(error.get("message", ""))
-    )
-
-
-_PARSERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
-    "session.updated": lambda e: SessionReady(),
-    "input_audio_buffer.speech_started": lambda e: SpeechStarted(),
-    "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(),
-    "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(
-        e["item_id"], str(e.get("transcript", ""))
-    ),
-    "response.created": lambda e: ResponseCreated(e["response"]["id"]),
-    "response.output_audio.delta": lambda e: AudioDelta(
-        e["response_id"], e["item_id"], base64.b64decode(e["delta"], validate=True)
-    ),
-    "response.output_audio.done": lambda e: AudioDone(e["response_id"], e["item_id"]),
-    "response.output_audio_transcript.done": lambda e: AssistantTranscript(
-        e["response_id"], e["item_id"], str(e.get("transcript", ""))
-    ),
-    "response.function_call_arguments.done": lambda e: FunctionCall(
-        e["response_id"], e["call_id"], e["name"], e.get("arguments") or "{}"
-    ),
-    "response.done": _response_done,
-    "error": _error,
-}
+        event = decode(_KNOWN, text)
+    except WireError as exc:
+        if exc.path != "$.type":
+            raise MalformedEvent(exc.reason) from None
+        try:  # an event type we do not use, which is fine, or a bad type, which is not
+            return OtherEvent(decode(_TYPE_ONLY, text).type)
+        except WireError as bad:
+            raise MalformedEvent(bad.reason) from None
+    if isinstance(event, _ResponseCreated):
+        return ResponseCreated(event.response.id)
+    if isinstance(event, _ResponseDone):
+        details = event.response.status_details or {}
+        reason = details.get("reason")
+        return ResponseDone(
+            event.response.id, event.response.status, reason if isinstance(reason, str) else None
+        )
+    if isinstance(event, _Error):
+        return ServerError(
+            code=event.error.code or event.error.type or "unknown", message=event.error.message
+        )
+    return event

@@ -61,6 +61,7 @@ class MediaSettings:
     transfer_target: str | None
     max_concurrent_calls: int
     max_call_seconds: float
+    media_idle_seconds: float  # ACS silent this long (it sends a frame every 20 ms): the socket is half-open
     drain_seconds: float
     playback_lead_ms: int
     max_frame_bytes: int
@@ -111,6 +112,7 @@ class MediaSettings:
             transfer_target=r.call_target("TRANSFER_TARGET"),
             max_concurrent_calls=int(r.number("MAX_CONCURRENT_CALLS", 50, low=1, high=10_000)),
             max_call_seconds=r.number("MAX_CALL_SECONDS", 1800, low=1, high=86_400),
+            media_idle_seconds=r.number("MEDIA_IDLE_SECONDS", 5, low=0.5, high=600),
             drain_seconds=r.number("MEDIA_DRAIN_SECONDS", 120, low=0, high=3600),
             playback_lead_ms=int(r.number("MEDIA_PLAYBACK_LEAD_MS", 60, low=20, high=1000)),
             max_frame_bytes=int(r.number("MEDIA_MAX_FRAME_BYTES", 65_536, low=4096, high=4_194_304)),

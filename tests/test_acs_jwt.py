@@ -122,7 +122,8 @@ async def test_wrong_audience(issuer: AcsTokenIssuer, verifier: AcsJwtVerifier) 
     token = issuer.sign(audience=arm_path)
     exc = await rejected(verifier.verify(token), token)
     assert exc.reason == "bad_audience"
-    assert AUDIENCE in str(exc)  # the message names what we expected, to make misconfiguration obvious
+    assert AUDIENCE not in str(exc)  # what goes back to the sender never says what we expect...
+    assert AUDIENCE in exc.for_log and arm_path[:40] in exc.for_log  # ...our log does, for the operator
 
 
 async def test_missing_audience(issuer: AcsTokenIssuer, verifier: AcsJwtVerifier) -> None:
@@ -242,6 +243,53 @@ async def test_rotation_seen_only_after_refresh_window(issuer: AcsTokenIssuer) -
         await asyncio.sleep(0.85)
         await verifier.verify(token)
         assert issuer.jwks_fetches == 2
+
+
+async def wait_fetches(issuer: AcsTokenIssuer, count: int) -> None:
+    async with asyncio.timeout(5):
+        while issuer.jwks_fetches < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_withdrawn_key_stops_being_trusted_after_the_ttl(issuer: AcsTokenIssuer) -> None:
+    async with AcsJwtVerifier(
+        audience=AUDIENCE,
+        issuer=issuer.issuer,
+        openid_config_url=issuer.openid_config_url,
+        min_refresh_seconds=0.0,
+        max_key_age_seconds=0.3,
+    ) as verifier:
+        withdrawn = issuer.kid
+        token = issuer.sign(audience=AUDIENCE)
+        await verifier.verify(token)
+        issuer.rotate_key()
+        issuer.withdraw_key(withdrawn)
+        await verifier.verify(token)  # inside the TTL the cached key still counts
+        assert issuer.jwks_fetches == 1
+
+        await asyncio.sleep(0.35)
+        await verifier.verify(token)  # past the TTL: answered from the cache, re-fetched behind it
+        await wait_fetches(issuer, 2)
+        assert (await rejected(verifier.verify(token), token)).reason == "unknown_kid"
+        assert (await verifier.verify(issuer.sign(audience=AUDIENCE)))["aud"] == AUDIENCE  # the new key
+
+
+async def test_failed_background_refresh_keeps_the_keys(issuer: AcsTokenIssuer) -> None:
+    async with AcsJwtVerifier(
+        audience=AUDIENCE,
+        issuer=issuer.issuer,
+        openid_config_url=issuer.openid_config_url,
+        min_refresh_seconds=0.0,
+        max_key_age_seconds=0.1,
+        fetch_timeout_seconds=0.5,
+    ) as verifier:
+        token = issuer.sign(audience=AUDIENCE)
+        await verifier.verify(token)
+        await issuer.close()  # ACS's key endpoint goes dark
+        await asyncio.sleep(0.15)
+        for _ in range(3):  # each stale use may try again in the background; calls go on meanwhile
+            assert (await verifier.verify(token))["aud"] == AUDIENCE
+            await asyncio.sleep(0.05)
 
 
 async def test_unknown_kid_flood_fetches_at_most_once(

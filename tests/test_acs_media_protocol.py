@@ -23,16 +23,16 @@ def audio(data: str, **extra: object) -> str:
     return json.dumps({"kind": "AudioData", "audioData": {"data": data, **extra}})
 
 
-def test_audio_data_keeps_base64_and_decodes_pcm() -> None:
+def test_audio_data_decodes_pcm() -> None:
     pcm = bytes(range(256)) * 3 + bytes(192)
     b64 = base64.b64encode(pcm).decode()
     message = parse_inbound(audio(b64, participantRawID="4:+15550100", silent=False))
-    assert message == AudioData(b64=b64, pcm=pcm)
+    assert message == AudioData(pcm=pcm)
 
 
 def test_silent_frame_may_come_without_data() -> None:
     message = parse_inbound(audio("", silent=True))
-    assert message == AudioData(b64="", pcm=b"")  # the session substitutes a frame of silence
+    assert message == AudioData(pcm=b"")  # the session substitutes a frame of silence
 
 
 def test_metadata() -> None:
@@ -53,14 +53,23 @@ def test_dtmf_and_unknown_kinds() -> None:
     [
         ("{", "not_json"),
         ("[]", "not_object"),
-        ("{}", "missing_kind"),
-        ('{"kind":"AudioData"}', "missing_audioData"),
+        ("{}", "Object missing required field `kind`"),
+        ('{"kind":"AudioData"}', "Object missing required field `audioData`"),
         (audio('"},"x":"'), "audio_not_base64"),  # JSON injection attempt
         (audio("AAAA"), "audio_odd_length"),
         ('{"kind":"AudioData","audioData":{"data":7}}', "audio_not_base64"),
+        (audio("\u00e9" * 4), "audio_not_base64"),  # non-ASCII: a ValueError, not a binascii.Error
+        ('{"kind":{"a":1}}', "Expected `str`, got `object` at $.kind"),
+        ('{"kind":"MarkData\\n"}', "Expected `str` matching regex '^[A-Za-z0-9_.]+\\\\Z' at $.kind"),
+        ('{"kind":"' + "K" * 65 + '"}', "Expected `str` of length <= 64 at $.kind"),
+        ('{"kind":"MarkData","x":' + "[" * 100_000 + "]" * 100_000 + "}", "too_deep"),
         ('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":11025}}', "unsupported_sample_rate"),
         ('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":16000,"channels":2}}', "unsupported_format"),
-        ('{"kind":"DtmfData","dtmfData":{}}', "dtmf_without_tone"),
+        ('{"kind":"DtmfData","dtmfData":{}}', "Object missing required field `data` at $.dtmfData"),
+        (
+            '{"kind":"DtmfData","dtmfData":{"data":"' + "1" * 17 + '"}}',
+            "Expected `str` of length <= 16 at $.dtmfData.data",
+        ),
     ],
 )
 def test_malformed_messages_name_their_reason(text: str, reason: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -457,9 +458,9 @@ async def test_malformed_messages_are_counted_and_dropped(
     assert await socket.wait_audio_bytes(len(speech)) == speech  # the call goes on
     stats = next(iter(host.state.calls)).stats
     assert dict(stats.malformed) == {
-        "not_json": 2,
-        "not_object": 1,
-        "missing_audioData": 1,
+        "not_json": 1,
+        "not_object": 2,  # the deep one is refused at its first "[", before any nesting
+        "Object missing required field `audioData`": 1,
         "audio_not_base64": 1,
         "audio_odd_length": 1,
         "oversized": 1,
@@ -485,21 +486,35 @@ async def test_malformed_model_events_are_dropped(
     await socket.send({"type": "rate_limits.updated", "rate_limits": []})
     await socket.speak("resp_1", "item_1", tone(300, 0.1, 24_000))
     await leg.wait_for("AudioData", count=5)
-    assert next(iter(host.state.calls)).stats.model_malformed == 4  # counted and dropped; the call goes on
+    dropped = next(iter(host.state.calls)).stats.model_malformed
+    assert sum(dropped.values()) == 4  # counted and dropped; the call goes on
     await leg.close()
 
 
-async def test_dtmf_is_recorded(start_media_host: StartMediaHost, model: FakeRealtime) -> None:
-    host = await start_media_host()
+@pytest.mark.parametrize("shown", [False, True])
+async def test_dtmf_digits_stay_out_of_logs_unless_asked(
+    shown: bool, start_media_host: StartMediaHost, model: FakeRealtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    host = await start_media_host(AUDIT_DTMF_DIGITS=str(shown).lower())
     leg = await host.call()
     await model.socket()
-    for digit in "42#":
+    for digit in "*#*D":  # a PIN, in characters no id or timing in a log line contains
         await leg.send_json({"kind": "DtmfData", "dtmfData": {"data": digit}})
     await leg.stream(tone(300, 0.02, 24_000), realtime=False)
     socket = await model.socket()
     await socket.wait_audio_bytes(FRAME_24K)
-    assert next(iter(host.state.calls)).stats.dtmf == ["4", "2", "#"]
+    session = next(iter(host.state.calls))
     await leg.close()
+    await host.wait_calls(0)
+
+    assert len(session.stats.dtmf_at_ms) == 4  # count and timing are kept
+    pressed = [r.getMessage() for r in caplog.records if "pressed a key" in r.getMessage()]
+    assert len(pressed) == 4
+    leaked = [m for m in (r.getMessage() for r in caplog.records) if "*" in m or "#" in m]
+    assert bool(leaked) == shown
+    ended = [r.getMessage() for r in caplog.records if '"event": "CallEnded"' in r.getMessage()]
+    assert '"dtmf_tones": "4"' in ended[0]
 
 
 # -- the door -----------------------------------------------------------------------------------
@@ -543,6 +558,7 @@ async def test_door_refuses_bad_tokens_before_upgrade(
         body = await response.text()
     assert response.status == 401
     assert "ACS token rejected" in body
+    assert AUDIENCE not in body and issuer.issuer not in body  # never what we expect
     assert model.upgrade_attempts == 0  # nothing was opened for it
     assert sum(host.state.refused.values()) == 1
 

@@ -72,6 +72,12 @@ def test_server_events() -> None:
         '{"no":"type"}',
         '{"type":"response.output_audio.delta","delta":"@@"}',
         '{"type":"response.done"}',
+        '{"type":"response.function_call_arguments.done","response_id":"r","call_id":"c","name":"end_call\\n"}',
+        '{"type":"response.created","response":{"id":["r"]}}',
+        '{"type":"response.output_audio.delta","response_id":"'
+        + "r" * 257
+        + '","item_id":"i","delta":"AAAA"}',
+        '{"type":"rate_limits.updated\\n"}',
     ],
 )
 def test_malformed_server_events(text: str) -> None:

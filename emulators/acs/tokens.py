@@ -63,6 +63,10 @@ class AcsTokenIssuer:
         self._keys[self.kid] = _new_key()
         return self.kid
 
+    def withdraw_key(self, kid: str) -> None:
+        """Stop publishing a key (a leaked or retired one): verifiers must stop trusting it."""
+        del self._keys[kid]
+
     def jwks(self) -> dict[str, Any]:
         keys = []
         for kid, key in self._keys.items():

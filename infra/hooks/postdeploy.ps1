@@ -4,10 +4,13 @@
 #
 # Subscribes the function's /api/incoming-call webhook to ACS's IncomingCall events:
 #   1. wait until the deployed function answers GET /api/health with 200 (bounded);
-#   2. read the function's default key (never printed);
+#   2. make sure two function-level keys exist (created once, then reused; never printed): `eventgrid`,
+#      which opens incoming_call only, and `outbound`, which opens start_call (POST /api/calls) only.
+#      The host keys open every function, so they never leave the operator's hands: a subscription
+#      URL is visible to portal readers, and a key that places calls there would be a phone bill;
 #   3. create or update the Event Grid subscription on the ACS system topic (a PUT, so re-running is
-#      safe): webhook https://<function>/api/incoming-call?code=<key>, IncomingCall only, 1 event per
-#      batch. Event Grid validates the webhook right then, which is why this runs after deploy.
+#      safe): webhook https://<function>/api/incoming-call?code=<eventgrid key>, IncomingCall only,
+#      1 event per batch. Event Grid validates the webhook right then, which is why this runs after deploy.
 #
 # CALLBACK_URI_HOST and MEDIA_HOST_URL are not set here: infra/main.bicep always knows both at
 # provision time (the function's own host name, and the media app's FQDN from the Container Apps
@@ -86,17 +89,35 @@ else {
     Say "WARNING: the function is live but reports missing or invalid settings: open $BaseUrl/api/health (names only) and the function's log; calls will be refused until fixed"
 }
 
-# 2. The function key: it guards the webhook, and is only ever put into the subscription.
-$keyOutput = & az functionapp keys list --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME `
-    --query functionKeys.default --output tsv 2>&1
-if ($LASTEXITCODE -ne 0) {
-    [Console]::Error.WriteLine(($keyOutput | Out-String))
-    Fail "could not read the function keys of $($env:AZURE_FUNCTION_APP_NAME) (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"
+# 2. Function-level keys. Get-FunctionKey returns the key, creating it (with a value Azure generates)
+# only when missing, so re-running never rotates a key in use.
+function Get-FunctionKey([string] $Function, [string] $Name) {
+    $listOutput = & az functionapp function keys list --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME `
+        --function-name $Function --query $Name --output tsv 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        [Console]::Error.WriteLine(($listOutput | Out-String))
+        Fail "could not read the keys of function $Function in $($env:AZURE_FUNCTION_APP_NAME) (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"
+    }
+    $value = (($listOutput | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }) -join '').Trim()
+    if ($value) {
+        return $value
+    }
+    $setOutput = & az functionapp function keys set --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME `
+        --function-name $Function --key-name $Name --query value --output tsv 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        [Console]::Error.WriteLine(($setOutput | Out-String))
+        Fail "could not create the key '$Name' of function $Function in $($env:AZURE_FUNCTION_APP_NAME)"
+    }
+    $value = (($setOutput | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }) -join '').Trim()
+    if (-not $value) {
+        Fail "function $Function of $($env:AZURE_FUNCTION_APP_NAME) has no key '$Name' yet (the host may still be starting)"
+    }
+    Write-Host "postdeploy: created the function key '$Name' of $Function"  # not Say: that would join the return value
+    return $value
 }
-$script:Key = (($keyOutput | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }) -join '').Trim()
-if (-not $script:Key) {
-    Fail "$($env:AZURE_FUNCTION_APP_NAME) has no default function key yet (the host may still be starting)"
-}
+
+$null = Get-FunctionKey 'start_call' 'outbound'
+$script:Key = Get-FunctionKey 'incoming_call' 'eventgrid'
 # Keys are base64-like: +, / and = must not be read as a space or a separator in the query string.
 $script:KeyEncoded = [Uri]::EscapeDataString($script:Key)
 
@@ -119,4 +140,7 @@ if ($LASTEXITCODE -ne 0) {
     Fail "could not create or update the Event Grid subscription '$Subscription' (a failed validation handshake means /api/incoming-call did not answer it: check the function's log)"
 }
 Say "done: calls to the ACS resource's numbers now reach $BaseUrl/api/incoming-call"
+Say "POST $BaseUrl/api/calls takes the start_call key 'outbound' (?code=); read it with"
+Say "  az functionapp function keys list -g $($env:AZURE_RESOURCE_GROUP) -n $($env:AZURE_FUNCTION_APP_NAME) --function-name start_call --query outbound -o tsv"
+Say 'It calls only numbers on OUTBOUND_ALLOW_LIST (empty: none), at most OUTBOUND_CALLS_PER_MINUTE per instance.'
 exit 0

@@ -3,10 +3,13 @@
 #
 # Subscribes the function's /api/incoming-call webhook to ACS's IncomingCall events:
 #   1. wait until the deployed function answers GET /api/health with 200 (bounded);
-#   2. read the function's default key (never printed);
+#   2. make sure two function-level keys exist (created once, then reused; never printed): `eventgrid`,
+#      which opens incoming_call only, and `outbound`, which opens start_call (POST /api/calls) only.
+#      The host keys open every function, so they never leave the operator's hands: a subscription
+#      URL is visible to portal readers, and a key that places calls there would be a phone bill;
 #   3. create or update the Event Grid subscription on the ACS system topic (a PUT, so re-running is
-#      safe): webhook https://<function>/api/incoming-call?code=<key>, IncomingCall only, 1 event per
-#      batch. Event Grid validates the webhook right then, which is why this runs after deploy.
+#      safe): webhook https://<function>/api/incoming-call?code=<eventgrid key>, IncomingCall only,
+#      1 event per batch. Event Grid validates the webhook right then, which is why this runs after deploy.
 #
 # CALLBACK_URI_HOST and MEDIA_HOST_URL are not set here: infra/main.bicep always knows both at
 # provision time (the function's own host name, and the media app's FQDN from the Container Apps
@@ -78,13 +81,25 @@ else
     say "WARNING: the function is live but reports missing or invalid settings: open $BASE_URL/api/health (names only) and the function's log; calls will be refused until fixed"
 fi
 
-# 2. The function key: it guards the webhook, and is only ever put into the subscription.
-az functionapp keys list --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
-    --query functionKeys.default --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
-    || { cat "$TMP_DIR/az.err" >&2; fail "could not read the function keys of $AZURE_FUNCTION_APP_NAME (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"; }
+# 2. Function-level keys. function_key FUNCTION KEY_NAME writes the key to $TMP_DIR/key, creating it
+# (with a value Azure generates) only when missing, so re-running never rotates a key in use.
+function_key() {
+    az functionapp function keys list --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
+        --function-name "$1" --query "$2" --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
+        || { cat "$TMP_DIR/az.err" >&2; fail "could not read the keys of function $1 in $AZURE_FUNCTION_APP_NAME (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"; }
+    [ -n "$(tr -d '\r\n' <"$TMP_DIR/key")" ] && return 0
+    az functionapp function keys set --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
+        --function-name "$1" --key-name "$2" --query value --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
+        || { cat "$TMP_DIR/az.err" >&2; fail "could not create the key '$2' of function $1 in $AZURE_FUNCTION_APP_NAME"; }
+    [ -n "$(tr -d '\r\n' <"$TMP_DIR/key")" ] || fail "function $1 of $AZURE_FUNCTION_APP_NAME has no key '$2' yet (the host may still be starting)"
+    say "created the function key '$2' of $1"
+}
+
+function_key start_call outbound
+rm -f "$TMP_DIR/key"
+function_key incoming_call eventgrid
 KEY=$(tr -d '\r\n' <"$TMP_DIR/key")
 rm -f "$TMP_DIR/key"
-[ -n "$KEY" ] || fail "$AZURE_FUNCTION_APP_NAME has no default function key yet (the host may still be starting)"
 # Keys are base64-like: +, / and = must not be read as a space or a separator in the query string.
 KEY_ENCODED=$(printf '%s' "$KEY" | sed -e 's/%/%25/g' -e 's/+/%2B/g' -e 's#/#%2F#g' -e 's/=/%3D/g')
 
@@ -106,3 +121,6 @@ if ! az eventgrid system-topic event-subscription create \
     fail "could not create or update the Event Grid subscription '$SUBSCRIPTION' (a failed validation handshake means /api/incoming-call did not answer it: check the function's log)"
 fi
 say "done: calls to the ACS resource's numbers now reach $BASE_URL/api/incoming-call"
+say "POST $BASE_URL/api/calls takes the start_call key 'outbound' (?code=); read it with"
+say "  az functionapp function keys list -g $AZURE_RESOURCE_GROUP -n $AZURE_FUNCTION_APP_NAME --function-name start_call --query outbound -o tsv"
+say "It calls only numbers on OUTBOUND_ALLOW_LIST (empty: none), at most OUTBOUND_CALLS_PER_MINUTE per instance."

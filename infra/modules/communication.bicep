@@ -33,8 +33,9 @@ resource acs 'Microsoft.Communication/communicationServices@2025-09-01' = {
   tags: tags
   properties: {
     dataLocation: dataLocation
-    // disableLocalAuth stays off: both planes use Entra ID (Contributor on this resource), but the
-    // connection-string fallback is kept until Entra-only Call Automation is proven in the tenant.
+    // Entra ID only: both apps call with their managed identities (ACS_ENDPOINT, Contributor here);
+    // nothing deployed reads a key, so an access key that leaks opens nothing.
+    disableLocalAuth: true
   }
 }
 

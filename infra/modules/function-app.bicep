@@ -27,8 +27,12 @@ param phoneNumber string = ''
 param inboundNumbers string = ''
 param callerAllowList string = ''
 param callerDenyList string = ''
+
+@description('Numbers or +prefix* that POST /api/calls may call; empty: no phone number (ACS users only).')
+param outboundAllowList string = ''
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
+param auditDtmfDigits bool = false
 
 @minValue(1)
 @maxValue(1000)
@@ -136,8 +140,10 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     ACS_INBOUND_NUMBERS: inboundNumbers
     CALLER_ALLOW_LIST: callerAllowList
     CALLER_DENY_LIST: callerDenyList
+    OUTBOUND_ALLOW_LIST: outboundAllowList
     AUDIT_UNMASKED_NUMBERS: auditUnmaskedNumbers ? 'true' : 'false'
     AUDIT_TRANSCRIPTS: auditTranscripts ? 'true' : 'false'
+    AUDIT_DTMF_DIGITS: auditDtmfDigits ? 'true' : 'false'
   }
 }
 

@@ -75,6 +75,7 @@ param soxrQuality string = 'HQ'
 param logLevel string = 'INFO'
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
+param auditDtmfDigits bool = false
 
 @minValue(1)
 @maxValue(1000)
@@ -230,6 +231,10 @@ resource mediaApp 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'AUDIT_TRANSCRIPTS'
               value: auditTranscripts ? 'true' : 'false'
+            }
+            {
+              name: 'AUDIT_DTMF_DIGITS'
+              value: auditDtmfDigits ? 'true' : 'false'
             }
           ]
           // The placeholder image of the first provision listens on 80, so its revision fails these

@@ -60,6 +60,12 @@ def body_of(response: func.HttpResponse) -> Any:
     return json.loads(response.get_body())
 
 
+def audit_events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    """The audit events of that name, as written locally (one JSON log line each, logger `audit`)."""
+    records = (json.loads(r.getMessage()) for r in caplog.records if r.name == "audit")
+    return [record for record in records if record.get("event") == name]
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No setting leaks in from the developer's shell."""

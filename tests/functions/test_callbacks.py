@@ -127,6 +127,21 @@ async def test_callbacks_without_a_valid_acs_jwt_are_refused(
     assert acs.requests == []  # nothing acted on
 
 
+async def test_a_refusal_does_not_reveal_the_expected_audience_or_issuer(
+    acs: CallAutomationStandIn, issuer: AcsTokenIssuer
+) -> None:
+    # A prober must not learn which ACS resource (or issuer) this deployment trusts.
+    for claims in ({"audience": "00000000-0000-0000-0000-000000000000"}, {"issuer": "https://x.example"}):
+        response = await invoke(
+            "callbacks", json_body=[streaming_failed("c")], headers=bearer(issuer, **claims)
+        )
+        assert response.status_code == 401
+        text = response.get_body().decode()
+        assert AUDIENCE not in text
+        assert issuer.issuer not in text
+    assert acs.requests == []
+
+
 async def test_forged_signature_is_refused(
     acs: CallAutomationStandIn, issuer: AcsTokenIssuer, foreign_key: Any
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from emulators.acs.call_automation import CallAutomationStandIn
 from functions import runtime
+from functions.media_streaming import media_streaming
 from tests.conftest import AUDIENCE
 from tests.functions.conftest import (
     CALLBACK_HOST,
@@ -17,6 +18,7 @@ from tests.functions.conftest import (
     OUR_NUMBER,
     OUR_USER,
     as_cloud_event,
+    audit_events,
     body_of,
     incoming_call_event,
     invoke,
@@ -279,6 +281,35 @@ async def test_acs_5xx_asks_event_grid_to_retry_and_the_retry_answers(acs: CallA
     retried = await invoke("incoming_call", json_body=[event])  # Event Grid's redelivery
     assert body_of(retried)["answered"] == 1
     assert len(acs.calls) == 1
+
+
+async def test_an_unexpected_error_asks_event_grid_to_retry_and_the_retry_answers(
+    acs: CallAutomationStandIn, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    def broken_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return media_streaming(*args, **kwargs)
+
+    monkeypatch.setattr("functions.incoming_call.media_streaming", broken_once)
+    caplog.set_level(logging.INFO)
+    event = incoming_call_event()
+    response = await invoke("incoming_call", json_body=[event])
+
+    assert response.status_code == 503  # not 500: Event Grid redelivers either way, but this says why
+    assert "retry" in body_of(response)["error"]
+    (logged,) = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert logged.exc_info is not None  # the traceback is in the log
+    (failed,) = audit_events(caplog, "IncomingCallFailed")
+    assert (failed["transient"], failed["error"]) == ("true", "RuntimeError")
+
+    retried = await invoke("incoming_call", json_body=[event])  # Event Grid's redelivery
+    assert body_of(retried)["answered"] == 1  # not taken for a duplicate
+    assert len(answers(acs)) == 1
 
 
 async def test_acs_unreachable_is_503(acs: CallAutomationStandIn) -> None:

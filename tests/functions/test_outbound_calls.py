@@ -10,11 +10,15 @@ import pytest
 
 from emulators.acs.call_automation import CallAutomationStandIn
 from tests.conftest import AUDIENCE
-from tests.functions.conftest import CALLBACK_HOST, OUR_NUMBER, OUR_USER, body_of, invoke
-
-pytestmark = pytest.mark.usefixtures("control_env")
+from tests.functions.conftest import CALLBACK_HOST, OUR_NUMBER, OUR_USER, audit_events, body_of, invoke
 
 CALLEE = "+4930123456789"
+
+
+@pytest.fixture(autouse=True)
+def callee_allowed(control_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    control_env.setenv("OUTBOUND_ALLOW_LIST", CALLEE)
+    return control_env
 
 
 async def test_pstn_call_uses_our_caller_id_and_streams_media(
@@ -138,3 +142,86 @@ async def test_bad_settings_answer_503_naming_them(control_env: pytest.MonkeyPat
     response = await invoke("start_call", json_body={"target": CALLEE})
     assert response.status_code == 503
     assert "ACS_ENDPOINT, AZURE_COMMUNICATION_CONNECTION_STRING" in body_of(response)["error"]
+
+
+# --- toll fraud: who may be called, and how often -------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["+4930999999", "+14255550123"])  # by prefix, by number
+async def test_numbers_on_the_allow_list_are_called(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch, target: str
+) -> None:
+    control_env.setenv("OUTBOUND_ALLOW_LIST", "+4930*, +14255550123")
+    response = await invoke("start_call", json_body={"target": target})
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize("target", ["+142555501234", "+819012345678"])  # a number is not a prefix
+async def test_numbers_off_the_allow_list_get_403_and_are_audited(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, target: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    control_env.setenv("OUTBOUND_ALLOW_LIST", "+4930*, +14255550123")
+    response = await invoke("start_call", json_body={"target": target})
+
+    assert response.status_code == 403
+    error = body_of(response)["error"]
+    assert error.endswith("is not on OUTBOUND_ALLOW_LIST")
+    assert target not in error and target[:3] in error  # masked, never the whole number
+    assert acs.requests == []
+    (refused,) = audit_events(caplog, "OutboundCallRefused")
+    assert refused["reason"] == "not_on_allow_list"
+    assert refused["target"] != target and refused["target"].startswith(target[:3])
+    assert target not in caplog.text
+
+
+async def test_without_an_allow_list_no_phone_number_is_called_but_acs_users_are(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch
+) -> None:
+    control_env.delenv("OUTBOUND_ALLOW_LIST")
+    refused = await invoke("start_call", json_body={"target": CALLEE})
+    assert refused.status_code == 403
+    assert "calling phone numbers is off: OUTBOUND_ALLOW_LIST is empty" in body_of(refused)["error"]
+    assert acs.requests == []
+
+    user = await invoke("start_call", json_body={"target": OUR_USER})
+    assert user.status_code == 202
+
+
+async def test_calls_beyond_the_rate_limit_get_429_with_retry_after(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    control_env.setenv("OUTBOUND_CALLS_PER_MINUTE", "2")
+    refused = await invoke("start_call", json_body={"target": "+819012345678"})  # 403s cost no budget
+    placed = [await invoke("start_call", json_body={"target": target}) for target in (CALLEE, OUR_USER)]
+    limited = await invoke("start_call", json_body={"target": CALLEE})
+
+    assert refused.status_code == 403
+    assert [r.status_code for r in placed] == [202, 202]
+    assert limited.status_code == 429
+    assert 55 <= int(limited.headers["Retry-After"]) <= 60
+    assert "at most 2 per minute (OUTBOUND_CALLS_PER_MINUTE)" in body_of(limited)["error"]
+    assert len([r for r in acs.requests if r.operation == "create"]) == 2
+    assert [e["reason"] for e in audit_events(caplog, "OutboundCallRefused")] == [
+        "not_on_allow_list",
+        "rate_limited",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OUTBOUND_ALLOW_LIST", "+8150"),
+        ("OUTBOUND_ALLOW_LIST", "+14255550100,4930"),
+        ("OUTBOUND_CALLS_PER_MINUTE", "0"),
+    ],
+)
+async def test_bad_outbound_settings_answer_503_naming_them(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    control_env.setenv(name, value)
+    response = await invoke("start_call", json_body={"target": CALLEE})
+    assert response.status_code == 503
+    assert name in body_of(response)["error"]
+    assert acs.requests == []

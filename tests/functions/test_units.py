@@ -20,7 +20,8 @@ from functions.event_grid import IncomingCall, OtherEvent, parse_delivery
 from functions.identifiers import Identifier, parse_identifier
 from functions.media_streaming import transport_url
 from functions.payload import PayloadError
-from functions.screening import parse_caller_list, screen
+from functions.rate_limit import SlidingWindow
+from functions.screening import parse_number_list, screen
 from functions.settings import ControlSettings
 from tests.conftest import AUDIENCE
 from tests.functions.conftest import as_cloud_event, callback_event, incoming_call_event
@@ -45,12 +46,12 @@ def test_mask_numbers_in_text() -> None:
 
 
 def test_caller_lists() -> None:
-    deny, problems = parse_caller_list("CALLER_DENY_LIST", " +4930*, +819012345678,,0301234, +1*2")
+    deny, problems = parse_number_list("CALLER_DENY_LIST", " +4930*, +819012345678,,0301234, +1*2")
     assert problems == [
         "CALLER_DENY_LIST entry #3 is neither an E.164 number (+14255550100) nor a prefix ending in '*' (+1425*)",
         "CALLER_DENY_LIST entry #4 is neither an E.164 number (+14255550100) nor a prefix ending in '*' (+1425*)",
     ]
-    allow, _ = parse_caller_list("CALLER_ALLOW_LIST", "+49*")
+    allow, _ = parse_number_list("CALLER_ALLOW_LIST", "+49*")
     berlin = Identifier("phoneNumber", "4:+4930123456789", "+4930123456789")
     munich = Identifier("phoneNumber", "4:+4989123456789", "+4989123456789")
     user = Identifier("communicationUser", f"8:acs:{AUDIENCE}_x")
@@ -72,6 +73,18 @@ def test_recent_keys_expire_and_can_be_released() -> None:
     assert keys.claim("a")
 
 
+def test_the_rate_limit_slides_over_the_last_minute() -> None:
+    now = [0.0]
+    window = SlidingWindow(2, window_seconds=60, clock=lambda: now[0])
+    assert window.acquire() == 0
+    now[0] = 30
+    assert window.acquire() == 0
+    assert window.acquire() == 30  # the first call leaves the window at 60
+    now[0] = 60
+    assert window.acquire() == 0
+    assert window.acquire() == 30  # the call at 30 leaves it at 90
+
+
 def test_recent_keys_evict_the_oldest_first() -> None:
     keys = RecentKeys(ttl_seconds=60, max_keys=2)
     for key in "abc":
@@ -91,6 +104,13 @@ def test_identifiers_without_kind() -> None:
     assert anonymous.phone_number is None and anonymous.masked() == "*********"
     with pytest.raises(PayloadError, match="to has no rawId"):
         parse_identifier({"kind": "microsoftTeamsUser"}, "to")
+
+
+@pytest.mark.parametrize("value", ["+14255550100\n", "+14255550100\r\n"])
+def test_a_number_with_a_line_break_is_refused(value: str) -> None:
+    # Exact list entries compare whole strings: "+14255550100\n" must not pass as a number.
+    with pytest.raises(PayloadError, match=r"^from\.phoneNumber\.value holds control characters"):
+        parse_identifier({"kind": "phoneNumber", "rawId": "4:x", "phoneNumber": {"value": value}}, "from")
 
 
 def test_event_grid_and_cloudevents_parse_alike() -> None:
@@ -178,4 +198,20 @@ def test_settings_name_each_problem_without_numbers(tmp_path: Path) -> None:
     }
     assert settings.acs_endpoint == "https://contoso.communication.azure.com"
     assert settings.profiles_dir == tmp_path / "prompts"
+    assert settings.outbound_allow.numbers == frozenset() and settings.outbound_calls_per_minute == 10
     assert settings.unusable(["ACS_RESOURCE_ID", "ACS_PHONE_NUMBER"]) == ["ACS_PHONE_NUMBER"]
+
+
+def test_outbound_settings_name_each_problem_without_numbers() -> None:
+    settings = ControlSettings.from_env(
+        {"OUTBOUND_ALLOW_LIST": "+4930*, +8150, 0301234567", "OUTBOUND_CALLS_PER_MINUTE": "5000"}
+    )
+    assert settings.problems["OUTBOUND_ALLOW_LIST"] == (
+        "OUTBOUND_ALLOW_LIST entry #2 is neither an E.164 number (+14255550100) nor a prefix ending in '*' "
+        "(+1425*); OUTBOUND_ALLOW_LIST entry #3 is neither an E.164 number (+14255550100) nor a prefix "
+        "ending in '*' (+1425*)"
+    )
+    assert (
+        settings.problems["OUTBOUND_CALLS_PER_MINUTE"]
+        == "OUTBOUND_CALLS_PER_MINUTE=5000 is out of range [1, 1000]"
+    )

@@ -50,6 +50,7 @@ MEDIA_NOT_SET = {
     "MODEL_CONNECT_BACKOFF_SECONDS": "tuning knob",
     "MODEL_CONNECT_TIMEOUT_SECONDS": "tuning knob",
     "TOOL_TIMEOUT_SECONDS": "tuning knob",
+    "MEDIA_IDLE_SECONDS": "tuning knob",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS": "tuning knob",
 }
 
@@ -58,6 +59,7 @@ FUNCTIONS_NOT_SET = {
     "AZURE_COMMUNICATION_CONNECTION_STRING": "ACS_ENDPOINT with the managed identity instead of a key",
     "ACS_JWT_ISSUER": "defaults to ACS's own issuer; only a local emulator overrides it",
     "ACS_OPENID_CONFIG_URL": "defaults to ACS's own OpenID configuration; only a local emulator overrides it",
+    "OUTBOUND_CALLS_PER_MINUTE": "tuning knob (the code's default, 10, is the tested value)",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS": "tuning knob",
 }
 
@@ -447,6 +449,16 @@ def test_every_control_plane_setting_is_set_or_deliberately_left_out() -> None:
     assert settings["CALLBACK_URI_HOST"] == "https://${functionApp.properties.defaultHostName}"
 
 
+def test_outbound_calls_are_off_until_the_operator_lists_numbers() -> None:
+    _, settings = function_app()
+    assert settings["OUTBOUND_ALLOW_LIST"] == "outboundAllowList"
+    assert module_params("functionApp")["outboundAllowList"] == "outboundAllowList"
+    assert module("function-app")["parameters"]["outboundAllowList"]["default"] == ""
+    assert main()["parameters"]["outboundAllowList"]["default"] == ""
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert values["outboundAllowList"]["value"] == "${OUTBOUND_ALLOW_LIST}"  # empty unless azd env sets it
+
+
 def test_media_host_url_comes_from_the_environment_domain_without_a_cycle() -> None:
     _, settings = function_app()
     assert settings["MEDIA_HOST_URL"] == "mediaHostUrl"
@@ -508,6 +520,14 @@ def test_container_apps_environment_logs_to_log_analytics_without_a_shared_key()
     assert render(body(logs)["scope"]) == "managedEnvironment"
     assert render(body(logs)["properties"]["workspaceId"]) == "workspaceId"
     assert module_params("containerApps")["workspaceId"] == "monitoring.outputs.workspaceId"
+
+
+def test_acs_takes_entra_tokens_only() -> None:
+    # Both apps reach ACS with ACS_ENDPOINT and their identity; no key is configured anywhere.
+    (acs,) = resources_of(module("communication"), ACS).values()
+    assert body(acs)["properties"]["disableLocalAuth"] is True
+    for tree in (module("function-app"), module("media-app")):
+        assert "AZURE_COMMUNICATION_CONNECTION_STRING" not in render(tree)
 
 
 def test_event_grid_system_topic_is_on_the_acs_resource() -> None:

@@ -24,21 +24,50 @@ from tests.infra.bicep import INFRA
 HOOK_SH = INFRA / "hooks" / "postdeploy.sh"
 HOOK_PS1 = INFRA / "hooks" / "postdeploy.ps1"
 HINT = "azd hooks run postdeploy"
-KEY = "s3cr3tKEY+with/base64=="  # the characters a query string would mangle
-KEY_IN_URL = "s3cr3tKEY%2Bwith%2Fbase64%3D%3D"
+# The fake az generates s3cr3t-<key name>-<function>+with/base64==: the characters a query string would mangle.
+KEY = "s3cr3t-eventgrid-incoming_call+with/base64=="
+KEY_IN_URL = "s3cr3t-eventgrid-incoming_call%2Bwith%2Fbase64%3D%3D"
+OUTBOUND_KEY = "s3cr3t-outbound-start_call+with/base64=="
+HOST_KEY = "h0st-s3cr3t+opens/every=function"
 
 FAKE_AZ = """#!{python}
-# A stand-in for the Azure CLI: records its arguments, answers like az would.
+# A stand-in for the Azure CLI: records its arguments, answers like az would. Function keys live in
+# FAKE_AZ_KEYS (JSON: function -> key name -> value); `set` without --key-value generates one.
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_AZ_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
 fail = os.environ.get("FAKE_AZ_FAIL", "")
-if args[:3] == ["functionapp", "keys", "list"]:
+def option(name):
+    return args[args.index(name) + 1] if name in args else None
+def load():
+    path = os.environ["FAKE_AZ_KEYS"]
+    return json.load(open(path)) if os.path.exists(path) else {{}}
+if args[:3] == ["functionapp", "keys", "list"]:  # the host keys: they open every function
+    print(json.dumps({{"functionKeys": {{"default": os.environ["FAKE_AZ_HOST_KEY"]}}, "masterKey": "m"}}))
+    sys.exit(0)
+if args[:4] == ["functionapp", "function", "keys", "list"]:
     if fail == "keys":
         print("ERROR: Please run 'az login' to setup account.", file=sys.stderr)
         sys.exit(1)
-    print(os.environ.get("FAKE_AZ_KEY", ""))
+    keys = load().get(option("--function-name"), {{}})
+    if option("--query") is not None:  # tsv of a missing key: nothing
+        print(keys.get(option("--query")) or "")
+    else:
+        print(json.dumps(keys))
+    sys.exit(0)
+if args[:4] == ["functionapp", "function", "keys", "set"]:
+    function, name = option("--function-name"), option("--key-name")
+    if fail == "set":
+        print("ERROR: Operation returned an invalid status 'Not Found'", file=sys.stderr)
+        sys.exit(1)
+    state = load()
+    default = "s3cr3t-" + name + "-" + function + "+with/base64=="
+    value = option("--key-value") or os.environ.get("FAKE_AZ_NEW_KEY", default)
+    state.setdefault(function, {{}})[name] = value
+    json.dump(state, open(os.environ["FAKE_AZ_KEYS"], "w"))
+    answer = {{"name": name, "value": value, "type": "Microsoft.Web/sites/functions/keys"}}
+    print(answer.get(option("--query"), "") if option("--query") else json.dumps(answer))
     sys.exit(0)
 if args[:4] == ["eventgrid", "system-topic", "event-subscription", "create"]:
     endpoint = args[args.index("--endpoint") + 1]
@@ -105,11 +134,13 @@ class Hook:
         az.chmod(0o755)
         self.log = tmp / "az.log"
         self.subscriptions = tmp / "subscriptions"
+        self.keys = tmp / "keys.json"
         self.env = {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "FAKE_AZ_LOG": str(self.log),
             "FAKE_AZ_SUBSCRIPTIONS": str(self.subscriptions),
-            "FAKE_AZ_KEY": KEY,
+            "FAKE_AZ_KEYS": str(self.keys),
+            "FAKE_AZ_HOST_KEY": HOST_KEY,
             "AZURE_RESOURCE_GROUP": "rg-test",
             "AZURE_FUNCTION_APP_NAME": "func-test",
             "FUNCTION_BASE_URL": self.base_url + "/",
@@ -148,8 +179,13 @@ async def hook(
 
 
 def assert_key_hidden(run: Run) -> None:
-    for secret in (KEY, KEY_IN_URL, "s3cr3t"):
-        assert secret not in run.output, "the function key was printed"
+    for secret in (KEY, KEY_IN_URL, OUTBOUND_KEY, "s3cr3t"):
+        assert secret not in run.output, "a function key was printed"
+
+
+KEYS_LIST = ["functionapp", "function", "keys", "list"]
+KEYS_SET = ["functionapp", "function", "keys", "set"]
+CREATE = ["eventgrid", "system-topic", "event-subscription", "create"]
 
 
 # --- static checks ----------------------------------------------------------------------------
@@ -172,43 +208,66 @@ def test_shellcheck_is_clean() -> None:
 # --- the hook against a fake az ---------------------------------------------------------------
 
 
-async def test_subscribes_the_incoming_call_webhook_without_showing_the_key(
+async def test_subscribes_the_incoming_call_webhook_with_its_own_function_key(
     hook: Hook, health: Health
 ) -> None:
     run = await hook.run()
     assert run.code == 0, run.output
-    assert [c[:4] for c in run.calls] == [
-        ["functionapp", "keys", "list", "--resource-group"],
-        ["eventgrid", "system-topic", "event-subscription", "create"],
-    ]
-    keys = options(run.call("functionapp", "keys", "list"))
-    assert keys == {
-        "--resource-group": "rg-test",
-        "--name": "func-test",
-        "--query": "functionKeys.default",
-        "--output": "tsv",
-    }
-    create = options(run.call("eventgrid", "system-topic", "event-subscription", "create"))
+    assert [c[:4] for c in run.calls] == [KEYS_LIST, KEYS_SET, KEYS_LIST, KEYS_SET, CREATE]
+    app = {"--resource-group": "rg-test", "--name": "func-test"}
+    for function, name in (("start_call", "outbound"), ("incoming_call", "eventgrid")):
+        (listed,) = [options(c) for c in run.calls if c[:4] == KEYS_LIST and function in c]
+        assert listed == {**app, "--function-name": function, "--query": name, "--output": "tsv"}
+        (created,) = [options(c) for c in run.calls if c[:4] == KEYS_SET and function in c]
+        # No --key-value: Azure generates the key, so it never appears in a command line.
+        # `keys set` answers {name, value, ...}: only the value is kept.
+        assert created == {
+            **app,
+            "--function-name": function,
+            "--key-name": name,
+            "--query": "value",
+            "--output": "tsv",
+        }
+    assert not any(c[:3] == ["functionapp", "keys", "list"] for c in run.calls), "the host keys stay unread"
+
+    create = options(run.call(*CREATE))
     assert create["--resource-group"] == "rg-test"
     assert create["--system-topic-name"] == "egst-acs-test"
     assert create["--name"] == "incomingcall"
     assert create["--endpoint-type"] == "webhook"
+    # The key that opens incoming_call only: a leaked subscription URL cannot place calls.
     assert create["--endpoint"] == f"{hook.base_url}/api/incoming-call?code={KEY_IN_URL}"
+    assert json.loads(hook.keys.read_text())["incoming_call"]["eventgrid"] == KEY
     assert create["--included-event-types"] == "Microsoft.Communication.IncomingCall"
     assert create["--max-events-per-batch"] == "1"
     assert create["--event-delivery-schema"] == "eventgridschema"
     assert health.hits == 1
     assert "settings ok" in run.stdout
+    # The operator learns where the outbound key is, not the key.
+    assert "--function-name start_call --query outbound -o tsv" in run.stdout
+    assert "OUTBOUND_ALLOW_LIST" in run.stdout
     assert_key_hidden(run)
 
 
-async def test_running_it_again_updates_the_same_subscription(hook: Hook) -> None:
+async def test_running_it_again_reuses_the_keys_and_updates_the_same_subscription(hook: Hook) -> None:
     first = await hook.run()
+    keys = hook.keys.read_text()
     second = await hook.run()
     assert first.code == second.code == 0, second.output
-    assert first.calls == second.calls  # the same create-or-update, nothing deleted or added
+    assert [c[:4] for c in second.calls] == [KEYS_LIST, KEYS_LIST, CREATE]  # nothing rotated
+    assert hook.keys.read_text() == keys
+    assert first.call(*CREATE) == second.call(*CREATE)  # the same create-or-update
     assert len(hook.subscriptions.read_text().splitlines()) == 2
     assert len(set(hook.subscriptions.read_text().splitlines())) == 1
+    assert_key_hidden(second)
+
+
+async def test_a_key_the_operator_set_is_used_as_it_is(hook: Hook) -> None:
+    hook.keys.write_text(json.dumps({"incoming_call": {"eventgrid": "mine+1/="}}))
+    run = await hook.run()
+    assert run.code == 0, run.output
+    assert options(run.call(*CREATE))["--endpoint"].endswith("/api/incoming-call?code=mine%2B1%2F%3D")
+    assert not any(c[:4] == KEYS_SET and "incoming_call" in c for c in run.calls)
 
 
 async def test_waits_until_the_function_is_live(hook: Hook, health: Health) -> None:
@@ -216,7 +275,7 @@ async def test_waits_until_the_function_is_live(hook: Hook, health: Health) -> N
     run = await hook.run()
     assert run.code == 0, run.output
     assert health.hits == 4
-    assert len(run.calls) == 2
+    assert [c[:4] for c in run.calls][-1] == CREATE
 
 
 async def test_gives_up_when_the_function_never_comes_up(hook: Hook, health: Health) -> None:
@@ -244,15 +303,24 @@ async def test_a_failed_key_lookup_stops_with_the_hint(hook: Hook) -> None:
     assert run.code != 0
     assert "az login" in run.stderr
     assert HINT in run.stderr
-    assert [c[:2] for c in run.calls] == [["functionapp", "keys"]]
+    assert [c[:4] for c in run.calls] == [KEYS_LIST]
+
+
+async def test_a_failed_key_creation_stops_with_the_hint(hook: Hook) -> None:
+    run = await hook.run(FAKE_AZ_FAIL="set")
+    assert run.code != 0
+    assert "could not create the key 'outbound' of function start_call" in run.stderr
+    assert "Not Found" in run.stderr  # az's own message
+    assert HINT in run.stderr
+    assert CREATE not in [c[:4] for c in run.calls]
 
 
 async def test_a_missing_key_stops_with_the_hint(hook: Hook) -> None:
-    run = await hook.run(FAKE_AZ_KEY="")
+    run = await hook.run(FAKE_AZ_NEW_KEY="")
     assert run.code != 0
-    assert "no default function key" in run.stderr
+    assert "has no key 'outbound' yet" in run.stderr
     assert HINT in run.stderr
-    assert len(run.calls) == 1
+    assert CREATE not in [c[:4] for c in run.calls]
 
 
 async def test_a_failed_subscription_stops_with_the_hint_and_hides_the_key(hook: Hook) -> None:
@@ -283,7 +351,7 @@ def az_commands(text: str, *, continuation: str, invoke: str) -> list[tuple[list
     commands = []
     for line in joined.splitlines():
         match = re.search(invoke + r"az ([a-z]+ .*--.*)", line)  # a subcommand with options
-        if not match or line.lstrip().startswith("#"):
+        if not match or re.match(r"\s*(#|say |Say )", line):  # comments, and advice printed for the operator
             continue
         command = re.split(r"\s(?:2?>|\|\||;)", match.group(1))[0]  # stop at redirections
         command = re.sub(r"\$\(\$[\w:]+\)|\$\{?[\w:]+\}?", "<var>", command).replace('"', "")
@@ -296,10 +364,7 @@ def az_commands(text: str, *, continuation: str, invoke: str) -> list[tuple[list
 def test_powershell_hook_makes_the_same_azure_cli_calls() -> None:
     sh = az_commands(HOOK_SH.read_text(encoding="utf-8"), continuation="\\", invoke=r"(?:^|\s)")
     ps1 = az_commands(HOOK_PS1.read_text(encoding="utf-8"), continuation="`", invoke=r"& ")
-    assert [words for words, _ in sh] == [
-        ["functionapp", "keys", "list"],
-        ["eventgrid", "system-topic", "event-subscription", "create"],
-    ]
+    assert [words for words, _ in sh] == [KEYS_LIST, KEYS_SET, CREATE]
     assert ps1 == sh
 
 
@@ -308,10 +373,18 @@ def test_powershell_hook_matches_the_shell_hook_otherwise() -> None:
     ps1 = HOOK_PS1.read_text(encoding="utf-8")
     hint = re.search(r'HINT="([^"]+)"', sh)
     assert hint and f"$Hint = '{hint.group(1)}'" in ps1
-    for text in ("/api/health", "/api/incoming-call?code=", "functionKeys.default", "incomingcall"):
+    for text in (
+        "/api/health",
+        "/api/incoming-call?code=",
+        "--function-name start_call --query outbound -o tsv",
+        "incomingcall",
+    ):
         assert text in sh and text in ps1, text
     for name in ("POSTDEPLOY_HEALTH_ATTEMPTS", "POSTDEPLOY_HEALTH_INTERVAL", "INCOMING_CALL_SUBSCRIPTION"):
         assert name in sh and f"$env:{name}" in ps1, name
+    keys_sh = re.findall(r"^function_key (\w+) (\w+)$", sh, re.MULTILINE)
+    keys_ps1 = re.findall(r"Get-FunctionKey '(\w+)' '(\w+)'$", ps1, re.MULTILINE)
+    assert keys_sh == keys_ps1 == [("start_call", "outbound"), ("incoming_call", "eventgrid")]
     assert re.search(r"POSTDEPLOY_HEALTH_ATTEMPTS:-60", sh) and "} else { 60 }" in ps1
     assert re.search(r"POSTDEPLOY_HEALTH_INTERVAL:-5", sh) and "} else { 5 }" in ps1
     fail = ps1[ps1.index("function Fail") :]
