@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo up lint test run bench fuzz clean
+.PHONY: setup demo up lint test run all-in-one bench fuzz clean
 
 setup: $(VENV)/.installed
 
@@ -20,9 +20,11 @@ $(INFRA_VENV)/.installed: infra/requirements-checkov.txt | $(VENV)/.installed
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
-# One complete simulated phone call through the whole stack, no Azure needed.
+# One complete simulated phone call through the whole stack, no Azure needed, from an emulated
+# ACS (PROVIDER=acs) or Twilio (PROVIDER=twilio) number.
+PROVIDER ?= acs
 demo: setup
-	$(BIN)/python -m local_stack demo
+	$(BIN)/python -m local_stack demo --provider $(PROVIDER)
 
 # The whole stack on one port (PORT, default 8000) for a person, or for a real ACS number via a tunnel.
 up: setup
@@ -42,9 +44,15 @@ test: lint $(INFRA_VENV)/.installed
 run: setup
 	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m media_host
 
+# Both planes in one process on one port, as on Fly.io (fly.toml), configured from .env.
+all-in-one: setup
+	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m all_in_one
+
+# ACS and Twilio calls through the media host (bench/README.md); about 2 minutes.
 bench: setup
 	$(BIN)/python -m bench.media_load --calls 1 --seconds 10
 	$(BIN)/python -m bench.media_load --calls 50 --seconds 10
+	$(BIN)/python -m bench.media_load --provider twilio --calls 50 --seconds 10
 
 # 10^5 bad and valid messages over 8 concurrent calls' sockets; every call must survive, audio byte-exact.
 fuzz: setup

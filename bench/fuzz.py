@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.media_load import TAG, HostFailed, HostProcess, free_port, host_env
+from bench.media_load import TAG, HostFailed, HostProcess, acs_settings, free_port, host_env
 from bench.mutations import Bad, acs_message, model_event
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.media_leg import MediaLeg
@@ -267,7 +267,7 @@ async def run(*, calls: int, messages: int, seed: int) -> Figures:
     await acs.serve()
     await model.serve()
     port = free_port()
-    host = HostProcess(host_env(port, issuer, acs, model.url, calls), port)
+    host = HostProcess(host_env(port, model.url, calls, acs_settings(issuer, acs)), port)
     legs = [FuzzLeg(index=i) for i in range(calls)]
     stop = asyncio.Event()
     started = time.monotonic()

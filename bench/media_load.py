@@ -1,11 +1,14 @@
-"""Load bench for the media host: N simulated ACS calls against a fake realtime model, on loopback.
+"""Load bench for the media host: N simulated calls (ACS or Twilio) against a fake realtime model, on
+loopback.
 
-    python -m bench.media_load --calls 50 --seconds 10 [--json out.json]
+    python -m bench.media_load [--provider acs|twilio] --calls 50 --seconds 10 [--json out.json]
 
 The media host runs as a separate process (`python -m media_host`, its real command), so its CPU is
 measured on its own pid with psutil and the load generator's CPU is not counted. Everything else
-lives in this process, on one monotonic clock: the ACS token issuer, the Call Automation stand-in,
-a small scripted realtime model, and N `MediaLeg`s streaming 24 kHz audio in real time.
+lives in this process, on one monotonic clock: the provider's stand-ins (ACS: the token issuer and
+the Call Automation stand-in; Twilio: the REST API stand-in), a small scripted realtime model, and N
+callers streaming audio in real time (ACS: `MediaLeg`s at 24 kHz on /ws/media; Twilio: lean Media
+Streams at μ-law 8 kHz on /ws/twilio, signed, each with its call's token, the model on `audio/pcmu`).
 
 Phases (each `--seconds` long, after a short warm-up):
   1. inbound only: every caller streams 20 ms frames, the model stays silent.
@@ -14,8 +17,8 @@ Phases (each `--seconds` long, after a short warm-up):
   3. latency probes: a single 20 ms delta per call every >= 100 ms, each sent into an idle playback
      queue, so pacing lead and queueing do not count as latency.
 
-Frames are tagged (magic, call, sequence number in the first 12 bytes). At 24 kHz the host passes
-audio through byte-exact in both directions, so each frame is recognised on the far side.
+Frames are tagged (magic, call, sequence number in the first 12 bytes). ACS at 24 kHz and Twilio with
+an `audio/pcmu` model are pass-throughs in both directions, so each frame is recognised on the far side.
 """
 
 from __future__ import annotations
@@ -38,29 +41,32 @@ import sys
 import tempfile
 import time
 import traceback
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from abc import ABC, abstractmethod
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 from aiohttp import web
 
+from common.twilio_auth import mint_call_token, twilio_signature
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
 from emulators.serving import serve
+from emulators.twilio.media_stream import new_sid
+from emulators.twilio.rest import TwilioRestStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
+TWILIO_ACCOUNT_SID = "AC" + "b" * 32
+TWILIO_AUTH_TOKEN = "bench" + "0" * 27
 MODEL_KEY = "bench-model-key"
-RATE = 24_000  # ACS `pcm24KMono`, the production default: a pass-through in both directions
 FRAME_S = 0.020
-FRAME_BYTES = RATE // 50 * 2  # 960
-FRAME_B64_CHARS = 4 * FRAME_BYTES // 3  # 1280
 DELTA_FRAMES = 5  # phase 2: 100 ms per delta
 DELTA_S = DELTA_FRAMES * FRAME_S
 HEAD_START_DELTAS = 3  # phase 2: 300 ms sent at once, as the real model runs ahead of real time
@@ -74,11 +80,27 @@ TAG = struct.Struct("<2sHI4x")  # magic, call index, sequence number: 12 bytes =
 IN_MAGIC = b"IN"  # caller -> model
 SPEAK_MAGIC = b"O2"  # model -> caller, phase 2
 PROBE_MAGIC = b"O3"  # model -> caller, phase 3
-SILENCE = bytes(FRAME_BYTES)
 
 
-def tagged_frame(magic: bytes, call: int, seq: int) -> bytes:
-    return TAG.pack(magic, call, seq) + SILENCE[TAG.size :]
+@dataclass(frozen=True)
+class Audio:
+    """A provider's 20 ms frame, as the bench tags it."""
+
+    label: str
+    rate: int
+    frame_bytes: int
+    silence: int  # the byte value of silence in this encoding
+
+    @property
+    def frame_b64_chars(self) -> int:
+        return 4 * math.ceil(self.frame_bytes / 3)
+
+    def frame(self, magic: bytes, call: int, seq: int) -> bytes:
+        return TAG.pack(magic, call, seq) + bytes([self.silence]) * (self.frame_bytes - TAG.size)
+
+
+PCM24 = Audio("24 kHz", 24_000, 960, 0)  # ACS `pcm24KMono`, the production default
+ULAW8 = Audio("Twilio μ-law 8 kHz", 8000, 160, 0xFF)  # Twilio's only format; the model takes it as is
 
 
 def read_tag(b64: str) -> tuple[bytes, int, int] | None:
@@ -102,17 +124,46 @@ async def sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-# -- the ACS side ---------------------------------------------------------------------------------
+# -- the callers ----------------------------------------------------------------------------------
 @dataclass
-class BenchLeg(MediaLeg):
-    """A `MediaLeg` that keeps only what the bench needs of each message (arrival time and tag)."""
+class CallerLeg(ABC):
+    """One caller of either provider; keeps only what the bench needs of each frame (arrival, tag)."""
 
+    AUDIO: ClassVar[Audio]
     index: int = 0
     in_sent_at: list[float] = field(default_factory=list)  # by sequence number
     send_lag: list[tuple[float, float]] = field(default_factory=list)  # (due, how late it was sent)
     out_frames: list[tuple[float, bytes, int]] = field(default_factory=list)  # (arrival, magic, seq)
     bad_frames: Counter[str] = field(default_factory=Counter)
     other_kinds: Counter[str] = field(default_factory=Counter)
+
+    def take_audio(self, at: float, b64: str) -> None:
+        if len(b64) != self.AUDIO.frame_b64_chars:
+            self.bad_frames["wrong_size"] += 1
+        tag = read_tag(b64)
+        if tag is None or tag[0] not in (SPEAK_MAGIC, PROBE_MAGIC) or tag[1] != self.index:
+            self.bad_frames["untagged"] += 1
+            return
+        self.out_frames.append((at, tag[0], tag[2]))
+
+    @abstractmethod
+    async def dial(self, url: str) -> None: ...
+
+    @abstractmethod
+    async def send_tagged(self, seq: int) -> float:
+        """One tagged 20 ms frame as the provider sends it; returns the time it was sent."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+@dataclass
+class AcsCaller(MediaLeg, CallerLeg):
+    AUDIO: ClassVar[Audio] = PCM24
+    token: str = ""  # ACS's JWT for the upgrade
+
+    async def dial(self, url: str) -> None:
+        await self.connect(url, self.token)
 
     async def _read(self) -> None:
         assert self._ws is not None
@@ -122,27 +173,20 @@ class BenchLeg(MediaLeg):
             at = now()
             message = json.loads(msg.data)
             kind = message.get("Kind")
-            if kind != "AudioData":
+            if kind == "AudioData":
+                self.take_audio(at, message["AudioData"]["Data"])
+            else:
                 self.other_kinds[str(kind)] += 1
-                continue
-            data = message["AudioData"]["Data"]
-            if len(data) != FRAME_B64_CHARS:
-                self.bad_frames["wrong_size"] += 1
-            tag = read_tag(data)
-            if tag is None or tag[0] not in (SPEAK_MAGIC, PROBE_MAGIC) or tag[1] != self.index:
-                self.bad_frames["untagged"] += 1
-                continue
-            self.out_frames.append((at, tag[0], tag[2]))
 
     async def send_tagged(self, seq: int) -> float:
-        """One 20 ms `AudioData` shaped like `MediaLeg.send_audio`; returns the time it was sent."""
+        """Shaped like `MediaLeg.send_audio`."""
         text = json.dumps(
             {
                 "kind": "AudioData",
                 "audioData": {
                     "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     "participantRawID": "4:+14255550123",
-                    "data": base64.b64encode(tagged_frame(IN_MAGIC, self.index, seq)).decode("ascii"),
+                    "data": base64.b64encode(self.AUDIO.frame(IN_MAGIC, self.index, seq)).decode("ascii"),
                     "silent": False,
                 },
             }
@@ -153,8 +197,100 @@ class BenchLeg(MediaLeg):
         return sent
 
 
-async def stream_caller(leg: BenchLeg, start: float, stop: asyncio.Event, max_frames: int) -> None:
-    """Real-time 20 ms frames on an absolute schedule, like ACS, until `stop` (or `max_frames`)."""
+@dataclass
+class TwilioCaller(CallerLeg):
+    """Twilio's side of a `<Connect><Stream>`, only as much of it as the host sees: a signed upgrade,
+    `connected` and `start` (with our webhook's per-call token), `media`, mark echoes and `stop`.
+    `emulators.twilio.MediaStream` streams on its own clock and records every message; the bench needs
+    its frames on the shared schedule and must stay cheap, so it speaks the wire itself."""
+
+    AUDIO: ClassVar[Audio] = ULAW8
+    auth_token: str = ""
+    account_sid: str = ""
+    call_sid: str = field(default_factory=lambda: new_sid("CA"))
+    stream_sid: str = field(default_factory=lambda: new_sid("MZ"))
+    marks_received: int = 0
+    marks_echoed: int = 0
+    marks_due: deque[tuple[float, str]] = field(default_factory=deque)  # (when its audio has played, name)
+    _sequence: int = 0  # Twilio numbers every message after `connected`
+    _playing_until: float = 0.0
+    _session: aiohttp.ClientSession | None = None
+    _ws: aiohttp.ClientWebSocketResponse | None = None
+    _reader: asyncio.Task[None] | None = None
+
+    async def dial(self, url: str) -> None:
+        token = mint_call_token(self.auth_token, self.call_sid, now=time.time(), ttl_seconds=3600)
+        headers = {"X-Twilio-Signature": twilio_signature(self.auth_token, url, {})}
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(url, headers=headers, max_msg_size=0)
+        self._reader = asyncio.create_task(self._read())
+        await self._ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {
+            "accountSid": self.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": self.call_sid,
+            "tracks": ["inbound"],
+            "customParameters": {"callToken": token},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": self.AUDIO.rate, "channels": 1},
+        }
+        await self._send_event("start", start=start)
+
+    async def _send_event(self, event: str, **body: Any) -> float:
+        """Returns the time it was sent."""
+        assert self._ws is not None
+        self._sequence += 1
+        message = {"event": event, "sequenceNumber": str(self._sequence), "streamSid": self.stream_sid}
+        text = json.dumps(message | body)
+        sent = now()
+        await self._ws.send_str(text)
+        return sent
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            at = now()
+            message = json.loads(msg.data)
+            event = message.get("event")
+            if message.get("streamSid") != self.stream_sid:
+                self.bad_frames["wrong_stream_sid"] += 1
+            elif event == "media":
+                self._playing_until = max(at, self._playing_until) + FRAME_S  # played back to back
+                self.take_audio(at, message["media"]["payload"])
+            elif event == "mark":
+                self.marks_received += 1
+                self.marks_due.append((max(at, self._playing_until), message["mark"]["name"]))
+            else:
+                self.other_kinds[str(event)] += 1
+
+    async def send_tagged(self, seq: int) -> float:
+        # Twilio echoes a mark once the audio before it has played. The echoes due go out here, just
+        # before the caller's next frame: at most 20 ms late, and no timer of their own, so the host
+        # holds and receives the marks it would in production at no extra cost to the bench.
+        at = now()
+        while self.marks_due and self.marks_due[0][0] <= at:
+            await self._send_event("mark", mark={"name": self.marks_due.popleft()[1]})
+            self.marks_echoed += 1
+        payload = base64.b64encode(self.AUDIO.frame(IN_MAGIC, self.index, seq)).decode("ascii")
+        media = {"track": "inbound", "chunk": str(seq + 1), "timestamp": str(seq * 20), "payload": payload}
+        return await self._send_event("media", media=media)
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self._send_event(
+                    "stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid}
+                )
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+
+async def stream_caller(leg: CallerLeg, start: float, stop: asyncio.Event, max_frames: int) -> None:
+    """Real-time 20 ms frames on an absolute schedule, like ACS and Twilio, until `stop` (or `max_frames`)."""
     for seq in range(max_frames):
         if stop.is_set():
             return
@@ -175,6 +311,7 @@ class ModelConn:
     """One realtime socket the media host opened; `call` is learnt from the first tagged append."""
 
     ws: web.WebSocketResponse
+    audio: Audio
     call: int | None = None
     in_recv: list[tuple[float, int]] = field(default_factory=list)  # (arrival, seq)
     untagged_appends: int = 0
@@ -197,7 +334,7 @@ class ModelConn:
         assert self.call is not None
         seqs = range(self.out_seq, self.out_seq + frames)
         self.out_seq += frames
-        pcm = b"".join(tagged_frame(magic, self.call, seq) for seq in seqs)
+        audio = b"".join(self.audio.frame(magic, self.call, seq) for seq in seqs)
         text = json.dumps(
             {
                 "type": "response.output_audio.delta",
@@ -205,7 +342,7 @@ class ModelConn:
                 "item_id": item_id,
                 "output_index": 0,
                 "content_index": 0,
-                "delta": base64.b64encode(pcm).decode("ascii"),
+                "delta": base64.b64encode(audio).decode("ascii"),
             }
         )
         if self.ws.closed:
@@ -226,10 +363,12 @@ class ModelConn:
 
 
 class BenchModel:
-    """A minimal GA realtime endpoint (api-key auth) that records tagged appends and speaks on cue."""
+    """A minimal GA realtime endpoint (api-key auth) that records tagged appends and speaks on cue, in
+    the call's own audio (the host asks for it in `session.update`: nothing is converted)."""
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str, audio: Audio) -> None:
         self.api_key = api_key
+        self.audio = audio
         self.conns: list[ModelConn] = []
         self.by_call: dict[int, ModelConn] = {}
         self.refused = 0
@@ -255,7 +394,7 @@ class BenchModel:
             raise web.HTTPUnauthorized()
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        conn = ModelConn(ws)
+        conn = ModelConn(ws, self.audio)
         self.conns.append(conn)
         await conn.send({"type": "session.created", "session": {"id": f"sess_{len(self.conns)}"}})
         async for msg in ws:
@@ -303,7 +442,7 @@ async def speak_continuously(conn: ModelConn, start: float, end: float) -> None:
     await conn.done(response_id, item_id)
 
 
-async def probe_latency(conn: ModelConn, leg: BenchLeg, start: float, end: float) -> int:
+async def probe_latency(conn: ModelConn, leg: CallerLeg, start: float, end: float) -> int:
     """Phase 3: 20 ms deltas into an idle queue, >= PROBE_PERIOD_S apart; returns probes delayed."""
     assert conn.call is not None
     delayed = 0
@@ -339,14 +478,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-HOST_SETTING_PREFIXES = ("ACS_", "AZURE_", "AOAI_", "MEDIA_", "MODEL_")
+HOST_SETTING_PREFIXES = ("ACS_", "AZURE_", "AOAI_", "MEDIA_", "MODEL_", "OPENAI_", "TWILIO_")
 HOST_SETTINGS = ("PORT", "HOST", "LOG_LEVEL", "MAX_CONCURRENT_CALLS", "MAX_CALL_SECONDS", "TRANSFER_TARGET")
 
 
-def host_env(
-    port: int, issuer: AcsTokenIssuer, acs: CallAutomationStandIn, model_url: str, calls: int
-) -> dict[str, str]:
-    """This process's environment minus any media host setting, plus the bench's settings."""
+def acs_settings(issuer: AcsTokenIssuer, acs: CallAutomationStandIn) -> dict[str, str]:
+    """The host's ACS settings, pointing at the stand-ins."""
+    return {
+        "ACS_RESOURCE_ID": AUDIENCE,
+        "ACS_JWT_ISSUER": issuer.issuer,
+        "ACS_OPENID_CONFIG_URL": issuer.openid_config_url,
+        "AZURE_COMMUNICATION_CONNECTION_STRING": acs.connection_string,
+    }
+
+
+def host_env(port: int, model_url: str, calls: int, telephony: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment minus any media host setting, plus the bench's settings and the
+    provider's (`telephony`)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -357,16 +505,13 @@ def host_env(
             "PORT": str(port),
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
-            "ACS_RESOURCE_ID": AUDIENCE,
-            "ACS_JWT_ISSUER": issuer.issuer,
-            "ACS_OPENID_CONFIG_URL": issuer.openid_config_url,
-            "AZURE_COMMUNICATION_CONNECTION_STRING": acs.connection_string,
             "AZURE_OPENAI_ENDPOINT": model_url,
             "AZURE_OPENAI_API_KEY": MODEL_KEY,
             "MODEL_CONNECT_BACKOFF_SECONDS": "0.05",
             "MAX_CONCURRENT_CALLS": str(calls + 10),
             "MEDIA_DRAIN_SECONDS": "5",
             "PYTHONUNBUFFERED": "1",
+            **telephony,
         }
     )
     return env
@@ -534,16 +679,117 @@ async def gather_bounded(aws: Sequence[Awaitable[Any]], timeout: float) -> list[
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-# -- the run --------------------------------------------------------------------------------------
-class Bench:
-    def __init__(self, calls: int, seconds: float) -> None:
-        self.calls = calls
-        self.seconds = seconds
+# -- the providers --------------------------------------------------------------------------------
+class Provider(ABC):
+    """A telephony provider's side of the bench: its stand-ins, the host's settings for it, its callers."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    path: ClassVar[str]  # the host's socket for it
+    audio: ClassVar[Audio]
+
+    @abstractmethod
+    async def serve(self) -> None: ...
+
+    @abstractmethod
+    def settings(self, port: int) -> dict[str, str]:
+        """The host's settings for this provider, the host listening on `port`."""
+
+    @abstractmethod
+    def new_leg(self, index: int) -> CallerLeg: ...
+
+    @abstractmethod
+    def control_requests(self) -> int:
+        """Hang-ups and transfers the host asked of the provider: none are expected in a bench."""
+
+    def figures(self) -> dict[str, Any]:
+        """What only this provider has to report."""
+        return {}
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class Acs(Provider):
+    name, title, path, audio = "acs", "ACS", "/ws/media", AcsCaller.AUDIO
+
+    def __init__(self) -> None:
         self.issuer = AcsTokenIssuer()
         self.acs = CallAutomationStandIn()
-        self.model = BenchModel(MODEL_KEY)
+
+    async def serve(self) -> None:
+        await self.issuer.serve()
+        await self.acs.serve()
+
+    def settings(self, port: int) -> dict[str, str]:
+        return acs_settings(self.issuer, self.acs)
+
+    def new_leg(self, index: int) -> CallerLeg:
+        token = self.issuer.sign(audience=AUDIENCE, lifetime_seconds=3600)
+        return AcsCaller(sample_rate=self.audio.rate, index=index, token=token)
+
+    def control_requests(self) -> int:
+        return len(self.acs.requests)
+
+    async def close(self) -> None:
+        await self.acs.close()
+        await self.issuer.close()
+
+
+class Twilio(Provider):
+    name, title, path, audio = "twilio", "Twilio", "/ws/twilio", TwilioCaller.AUDIO
+
+    def __init__(self) -> None:
+        # The bench's calls exist only as sockets: the stand-in knows none of them (404), which the
+        # host takes as a call that has already ended.
+        self.rest = TwilioRestStandIn(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, lambda call_sid, form: None)
+        self.callers: list[TwilioCaller] = []
+
+    async def serve(self) -> None:
+        await self.rest.serve()
+
+    def settings(self, port: int) -> dict[str, str]:
+        return {
+            "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+            "TWILIO_API_BASE_URL": self.rest.base_url,
+            "MEDIA_HOST_URL": f"ws://127.0.0.1:{port}",  # + /ws/twilio: the URL the callers dial and sign
+            "TWILIO_MODEL_AUDIO": "pcmu",  # the pass-through the tags rely on
+        }
+
+    def new_leg(self, index: int) -> CallerLeg:
+        caller = TwilioCaller(index=index, auth_token=TWILIO_AUTH_TOKEN, account_sid=TWILIO_ACCOUNT_SID)
+        self.callers.append(caller)
+        return caller
+
+    def control_requests(self) -> int:
+        return len(self.rest.requests)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "twilio_marks": {
+                "received": sum(c.marks_received for c in self.callers),
+                "echoed": sum(c.marks_echoed for c in self.callers),
+                "not_echoed_at_end": sum(len(c.marks_due) for c in self.callers),
+            }
+        }
+
+    async def close(self) -> None:
+        await self.rest.close()
+
+
+PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (Acs, Twilio)}
+
+
+# -- the run --------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, provider: Provider, calls: int, seconds: float) -> None:
+        self.provider = provider
+        self.calls = calls
+        self.seconds = seconds
+        self.model = BenchModel(MODEL_KEY, provider.audio)
         self.host: HostProcess | None = None
-        self.legs: list[BenchLeg] = []
+        self.legs: list[CallerLeg] = []
         self.phases: dict[str, Phase] = {}
         self.stop_streams = asyncio.Event()
         self.stream_tasks: list[asyncio.Task[None]] = []
@@ -573,11 +819,11 @@ class Bench:
         return sum(len(c.in_recv) for c in self.model.conns) >= sum(len(leg.in_sent_at) for leg in self.legs)
 
     async def run(self) -> dict[str, Any]:
-        await self.issuer.serve()
-        await self.acs.serve()
+        await self.provider.serve()
         await self.model.serve()
         port = free_port()
-        self.host = HostProcess(host_env(port, self.issuer, self.acs, self.model.url, self.calls), port)
+        env = host_env(port, self.model.url, self.calls, self.provider.settings(port))
+        self.host = HostProcess(env, port)
         await self.host.start()
         lag_task = asyncio.create_task(
             loop_lag_monitor(self.stop_streams, self.loop_lags, int((3 * self.seconds + 60) / 0.01))
@@ -593,26 +839,25 @@ class Bench:
             await self._phase("inbound", self._idle)
             await self._phase("speaking", self._speaking, settle=self.outbound_settled)
             await self._phase("probes", self._probes, settle=self.outbound_settled)
+            self.stop_streams.set()
+            await asyncio.gather(*self.stream_tasks, return_exceptions=True)
+            # still without GC: the first collection pauses this loop for ~30 ms, which would add to
+            # the latency of the last frames in flight
+            if not await wait_until(self.inbound_settled, DRAIN_TIMEOUT_S):
+                self.notes.append(f"inbound frames still missing after {DRAIN_TIMEOUT_S:.0f} s")
         finally:
             gc.enable()
             gc.unfreeze()
             self.stop_streams.set()
             await asyncio.gather(*self.stream_tasks, lag_task, return_exceptions=True)
-        if not await wait_until(self.inbound_settled, DRAIN_TIMEOUT_S):
-            self.notes.append(f"inbound frames still missing after {DRAIN_TIMEOUT_S:.0f} s")
         self.host_rss_mb = self.host.rss_mb()
         return self.figures()
 
     async def _connect_calls(self) -> None:
         assert self.host is not None
-        url = self.host.base.replace("http://", "ws://") + "/ws/media"
-        self.legs = [BenchLeg(sample_rate=RATE, index=i) for i in range(self.calls)]
-
-        async def dial(leg: BenchLeg) -> None:
-            token = self.issuer.sign(audience=AUDIENCE, lifetime_seconds=3600)
-            await leg.connect(url, token)
-
-        await gather_bounded([dial(leg) for leg in self.legs], timeout=30.0)
+        url = self.host.base.replace("http://", "ws://") + self.provider.path
+        self.legs = [self.provider.new_leg(i) for i in range(self.calls)]
+        await gather_bounded([leg.dial(url) for leg in self.legs], timeout=30.0)
         base = now() + 0.05
         max_frames = int((3 * self.seconds + 60) / FRAME_S)
         for leg in self.legs:  # callers are not in step: spread their frames over the 20 ms
@@ -703,9 +948,13 @@ class Bench:
         bad = Counter[str]()
         for leg in self.legs:
             bad.update(leg.bad_frames)
-        other_acs = Counter[str]()
+        other_kinds = Counter[str]()
         for leg in self.legs:
-            other_acs.update(leg.other_kinds)
+            other_kinds.update(leg.other_kinds)
+        if requests := self.provider.control_requests():
+            self.notes.append(
+                f"the media host made {requests} hang-up/transfer requests to {self.provider.title}"
+            )
 
         return {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -714,9 +963,11 @@ class Bench:
                 "platform": platform.platform(),
                 "python": platform.python_version(),
             },
+            "provider": self.provider.name,
+            "audio": self.provider.audio.label,
             "calls": self.calls,
             "seconds_per_phase": self.seconds,
-            "sample_rate": RATE,
+            "sample_rate": self.provider.audio.rate,
             "phases": {
                 p.name: {
                     "wall_s": round(p.wall, 3),
@@ -753,8 +1004,9 @@ class Bench:
                 "outbound_bad": dict(bad),
                 "untagged_appends": sum(c.untagged_appends for c in self.model.conns),
                 "foreign_appends": sum(c.foreign_appends for c in self.model.conns),
-                "acs_other_kinds": dict(other_acs),
+                f"{self.provider.name}_other_kinds": dict(other_kinds),
             },
+            **self.provider.figures(),
             "probes_not_idle_within_1s": self.probes_delayed,
             "bench_self": {
                 "loop_lag": percentiles([lag for due, lag in self.loop_lags if measured(due)]),
@@ -782,8 +1034,7 @@ class Bench:
         if self.host is not None:
             await self.host.stop()
         await self.model.close()
-        await self.acs.close()
-        await self.issuer.close()
+        await self.provider.close()
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -793,7 +1044,7 @@ def _ms(value: float | int | None) -> str:
 
 def render(fig: dict[str, Any]) -> str:
     lines = [
-        f"media host load: {fig['calls']} calls x {fig['seconds_per_phase']:g} s/phase, 24 kHz, "
+        f"media host load: {fig['calls']} calls x {fig['seconds_per_phase']:g} s/phase, {fig['audio']}, "
         f"{fig['machine']['cpus']} cpus, {fig['date']}",
         "",
         f"{'phase':<22}{'wall s':>7}{'host cpu s':>11}{'host %core':>11}{'bench %core':>12}"
@@ -818,7 +1069,7 @@ def render(fig: dict[str, Any]) -> str:
         ("inbound latency, phase 2", fig["latency"]["inbound_p2"]),
         ("inbound latency, phase 3", fig["latency"]["inbound_p3"]),
         ("outbound latency, idle queue (3)", fig["latency"]["outbound_p3_idle_queue"]),
-        ("outbound frame gap at ACS (2)", fig["outbound_gap_p2"]),
+        (f"outbound frame gap at {PROVIDERS[fig['provider']].title} (2)", fig["outbound_gap_p2"]),
     ]
     for title, s in rows:
         lines.append(
@@ -836,10 +1087,16 @@ def render(fig: dict[str, Any]) -> str:
     oddities = {
         k: v
         for k, v in f.items()
-        if k in ("outbound_bad", "untagged_appends", "foreign_appends", "acs_other_kinds") and v
+        if k in ("outbound_bad", "untagged_appends", "foreign_appends", f"{fig['provider']}_other_kinds")
+        and v
     }
     if oddities or fig["probes_not_idle_within_1s"]:
         lines.append(f"oddities: {oddities} probes not idle within 1 s: {fig['probes_not_idle_within_1s']}")
+    if (marks := fig.get("twilio_marks")) is not None:
+        lines.append(
+            f"marks: {marks['received']} received (one per frame), {marks['echoed']} echoed once played, "
+            f"{marks['not_echoed_at_end']} not echoed when the callers stopped"
+        )
     b = fig["bench_self"]
     lines.append(
         f"bench itself: loop lag p99 {_ms(b['loop_lag']['p99_ms'])} ms (max {_ms(b['loop_lag']['max_ms'])}), "
@@ -851,12 +1108,12 @@ def render(fig: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def amain(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
-    bench = Bench(args.calls, args.seconds)
+async def amain(provider: str, calls: int, seconds: float) -> tuple[int, dict[str, Any] | None]:
+    bench = Bench(PROVIDERS[provider](), calls, seconds)
     figures: dict[str, Any] | None = None
     failure: str | None = None
     try:
-        async with asyncio.timeout(3 * args.seconds + 120):  # a hard bound on the whole run
+        async with asyncio.timeout(3 * seconds + 120):  # a hard bound on the whole run
             figures = await bench.run()
     except HostFailed as exc:
         failure = str(exc)
@@ -895,6 +1152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.media_load", description="Load bench for the media host (see bench/README.md)."
     )
+    parser.add_argument(
+        "--provider", choices=sorted(PROVIDERS), default="acs", help="whose calls (default acs)"
+    )
     parser.add_argument("--calls", type=int, default=10, help="concurrent calls (1-500)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each of the 3 phases (1-300)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
@@ -903,7 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--calls must be between 1 and 500")
     if not 1 <= args.seconds <= 300:
         parser.error("--seconds must be between 1 and 300")
-    code, figures = asyncio.run(amain(args))
+    code, figures = asyncio.run(amain(args.provider, args.calls, args.seconds))
     if args.json and figures is not None:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return code

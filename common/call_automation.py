@@ -19,6 +19,7 @@ from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 
+from .identifiers import Identifier
 from .settings_reader import parse_connection_string
 
 # azure-core's defaults retry 10 times with backoff up to 120 s and 300 s timeouts: a ringing call or
@@ -30,12 +31,12 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 10,
 }
 
-ACS_TARGET = "ACS Call Automation"  # how Call Automation requests are named as dependencies in telemetry
 
-
-def sdk_identifier(target: str) -> CommunicationIdentifier:
-    """A validated target (E.164 or ACS user id) as the SDK's identifier class."""
-    return PhoneNumberIdentifier(target) if target.startswith("+") else CommunicationUserIdentifier(target)
+def sdk_identifier(target: Identifier) -> CommunicationIdentifier:
+    """A target (a phone number or an ACS user: common.identifiers.parse_target) as the SDK's class."""
+    if target.phone_number:
+        return PhoneNumberIdentifier(target.phone_number)
+    return CommunicationUserIdentifier(target.raw_id)
 
 
 def call_automation_client(

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import socket
+
 from aiohttp import web
 
 
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start `app` on host:port (port 0: any free one); returns its runner (to clean up) and base URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    return await serve_on(app, listen(host, port))
+
+
+def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket whose URL (`base_url`) is known before the app it will serve is built, for an
+    app configured with its own public URL."""
+    return socket.create_server((host, port))
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
     reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # listening everywhere: say loopback
     if ":" in reachable:
         reachable = f"[{reachable}]"
-    return runner, f"http://{reachable}:{runner.addresses[0][1]}"
+    return f"http://{reachable}:{port}"
+
+
+async def serve_on(app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, str]:
+    """Start `app` on a socket from `listen`, which it then owns; returns its runner and base URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner, base_url(sock)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .identifiers import Identifier, parse_identifier
+from common.identifiers import Identifier
+
+from .identifiers import parse_identifier
 from .payload import (
     PayloadError,
     decode_json,

@@ -14,10 +14,10 @@ from typing import Any
 import azure.functions as func
 
 from common.acs_jwt import JwtRejected
+from common.acs_requests import AcsError, hang_up
 from common.phone import mask_phone_numbers
 from common.telemetry import CallIds
 
-from .acs_errors import AcsFailure, acs_request
 from .call_events import (
     CallEvent,
     CallTransferAccepted,
@@ -27,7 +27,6 @@ from .call_events import (
     parse_callback,
 )
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
-from .identifiers import shown
 from .payload import PayloadError
 from .runtime import Runtime, runtime
 from .settings import ACS_CLIENT, ACS_JWT
@@ -103,7 +102,7 @@ async def _handle(rt: Runtime, event: CallEvent) -> None:
         t.event(
             "MediaStreamingFailed", ids, details=event.status_details or "", explanation=explanation, **codes
         )
-        if await _hang_up(rt, event, ids):
+        if await _hang_up(rt, ids):
             t.event("CallEnded", ids, who="control_plane", why="media_streaming_failed")
     elif event.type == "CallTransferFailed":
         t.event("TransferFailed", ids, **codes)
@@ -112,7 +111,7 @@ async def _handle(rt: Runtime, event: CallEvent) -> None:
         log.error("%s%s", about, result, extra=dims)
     elif isinstance(event, CallTransferAccepted):
         target = event.transfer_target.masked() if event.transfer_target else "unknown"
-        shown_target = shown(t, event.transfer_target) if event.transfer_target else "unknown"
+        shown_target = event.transfer_target.shown(t.show_number) if event.transfer_target else "unknown"
         t.event("TransferAccepted", ids, target=shown_target)
         log.info("%s: transferred to %s", about, target, extra=dims)
     elif isinstance(event, ParticipantsUpdated):
@@ -129,22 +128,15 @@ async def _handle(rt: Runtime, event: CallEvent) -> None:
         log.debug("ignoring callback %s", about, extra=dims)
 
 
-async def _hang_up(rt: Runtime, event: CallEvent, ids: CallIds) -> bool:
+async def _hang_up(rt: Runtime, ids: CallIds) -> bool:
     """Hang the call up for everyone; True if this did it."""
-    connection = rt.call_automation().get_call_connection(event.call_connection_id)
     try:
-        await acs_request(
-            connection.hang_up(is_for_everyone=True),
-            timeout=HANG_UP_TIMEOUT_SECONDS,
-            operation="hang_up",
-            telemetry=rt.telemetry,
-            ids=ids,
+        done = await hang_up(
+            rt.call_automation(), ids, telemetry=rt.telemetry, timeout=HANG_UP_TIMEOUT_SECONDS
         )
-    except AcsFailure as exc:
-        if exc.status == 404:
-            log.info("call %s had already ended", event.call_connection_id, extra=ids.dims())
-        else:
-            log.error("could not hang up call %s: %s", event.call_connection_id, exc, extra=ids.dims())
+    except AcsError as exc:
+        log.error("could not hang up call %s: %s", ids.call_connection_id, exc, extra=ids.dims())
         return False
-    log.info("hung up call %s for everyone", event.call_connection_id, extra=ids.dims())
-    return True
+    if done:
+        log.info("hung up call %s for everyone", ids.call_connection_id, extra=ids.dims())
+    return done

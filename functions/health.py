@@ -25,7 +25,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     s = runtime().settings
     return json_response(
         {
-            "status": "misconfigured" if s.problems else "ok",
+            "status": "misconfigured" if s.faults else "ok",
             "settings": {
                 name: {"present": name in s.present, "valid": name not in s.problems}
                 for name in SETTING_NAMES

@@ -22,12 +22,12 @@ from enum import StrEnum
 import azure.functions as func
 from azure.communication.callautomation import CallRejectReason
 
+from common.acs_requests import AcsError, acs_request
+from common.identifiers import Identifier
 from common.telemetry import CallIds
 
-from .acs_errors import AcsFailure, acs_request
 from .event_grid import IncomingCall, OtherEvent, SubscriptionValidation, handshake_headers, parse_delivery
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
-from .identifiers import ACS_USER, PHONE, Identifier, shown
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError
 from .runtime import Runtime, runtime
@@ -115,7 +115,7 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
     ids = CallIds(
         correlation_id=call.correlation_id or "",
         server_call_id=call.server_call_id or "",
-        caller=shown(t, call.caller),
+        caller=call.caller.shown(t.show_number),
     )
     dims = ids.dims()
     if not rt.handled_calls.claim(call.call_key):
@@ -127,11 +127,11 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
             extra=dims,
         )
         return Outcome.DUPLICATE
-    t.event("IncomingCallReceived", ids, to=shown(t, call.to), event_id=call.event_id or "")
+    t.event("IncomingCallReceived", ids, to=call.to.shown(t.show_number), event_id=call.event_id or "")
     outcome = Outcome.RETRY  # until handled: whatever goes wrong (even cancellation) frees the claim
     try:
         outcome = await _answer_or_turn_away(rt, call, ids)
-    except AcsFailure as exc:
+    except AcsError as exc:
         t.event("IncomingCallFailed", ids, error=str(exc), transient=exc.transient)
         if exc.transient:
             log.warning(
@@ -162,7 +162,7 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
     dims = ids.dims()
     who = f"call {call.correlation_id} from {call.caller.masked()} to {call.to.masked()}"
     if not _is_ours(call.to, s):
-        t.event("IncomingCallIgnored", ids, reason="not_our_identity", to=shown(t, call.to))
+        t.event("IncomingCallIgnored", ids, reason="not_our_identity", to=call.to.shown(t.show_number))
         log.info("ignoring %s: not one of our numbers or users", who, extra=dims)
         return Outcome.IGNORED
 
@@ -213,11 +213,9 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
 
 
 def _is_ours(to: Identifier, s: ControlSettings) -> bool:
-    if to.kind == PHONE:
-        return to.phone_number is not None and (not s.inbound_numbers or to.phone_number in s.inbound_numbers)
-    if to.kind == ACS_USER:
-        return to.raw_id.lower().startswith(f"8:acs:{s.resource_id.lower()}_")
-    return False
+    if to.phone_number is not None:
+        return not s.inbound_numbers or to.phone_number in s.inbound_numbers
+    return to.is_user_of(s.resource_id)
 
 
 def _repeatability(operation: str, call: IncomingCall) -> dict[str, str]:

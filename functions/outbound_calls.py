@@ -19,13 +19,12 @@ from pathlib import Path
 import azure.functions as func
 from azure.communication.callautomation import PhoneNumberIdentifier
 
+from common.acs_requests import AcsError, acs_request
 from common.call_automation import sdk_identifier
-from common.phone import mask_phone
+from common.identifiers import TARGET_FORMS, Identifier, IdentifierError, parse_target
 from common.profiles import profile_problem
-from common.settings_reader import ACS_USER, E164
 from common.telemetry import CallIds
 
-from .acs_errors import AcsFailure, acs_request
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
@@ -41,20 +40,16 @@ NEEDS = (*ACS_CLIENT, *MEDIA, *OUTBOUND, "ACS_PHONE_NUMBER")
 FIELDS = ("target", "profile")
 ACS_TIMEOUT_SECONDS = 10.0
 OPERATION_CONTEXT = "outbound-call"
-_TARGET_FORMS = "an E.164 number (+14255550100) or an ACS user id (8:acs:<resource id>_<user>)"
 
 
 @dataclass(frozen=True)
 class OutboundRequest:
-    target: str
+    target: Identifier  # a phone number or an ACS user
     profile: str | None
 
     @property
     def is_pstn(self) -> bool:
-        return self.target.startswith("+")
-
-    def masked_target(self) -> str:
-        return mask_phone(self.target) if self.is_pstn else self.target
+        return self.target.phone_number is not None
 
 
 def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
@@ -66,11 +61,12 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
     if unknown:
         names = ", ".join(name[:40] for name in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise PayloadError(f"unknown field(s): {names}; allowed: {', '.join(FIELDS)}")
-    target = value.get("target")
-    if target is None:
-        raise PayloadError(f"target is required: {_TARGET_FORMS}")
-    if not isinstance(target, str) or not (E164.fullmatch(target) or ACS_USER.fullmatch(target)):
-        raise PayloadError(f"target must be {_TARGET_FORMS}")
+    if value.get("target") is None:
+        raise PayloadError(f"target is required: {TARGET_FORMS}")
+    try:
+        target = parse_target(value["target"])
+    except IdentifierError as exc:
+        raise PayloadError(str(exc)) from None
     profile = value.get("profile")
     if profile is not None:
         if not isinstance(profile, str):
@@ -83,14 +79,14 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
 
 def refusal(request: OutboundRequest, allow: NumberList) -> str | None:
     """Why the target may not be called, or None. Only phone numbers cost money: ACS users pass."""
-    if not request.is_pstn or allow.matches(request.target):
+    if not request.is_pstn or allow.matches(request.target.phone_number):
         return None
     if not (allow.numbers or allow.prefixes):
         return (
             f"calling phone numbers is off: {allow.setting} is empty "
             "(set it to the numbers or +prefix* this deployment may call)"
         )
-    return f"{request.masked_target()} is not on {allow.setting}"
+    return f"{request.target.masked()} is not on {allow.setting}"
 
 
 @bp.function_name("start_call")
@@ -107,7 +103,7 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
         request = parse_request(req.get_body(), s.profiles_dir)
     except PayloadError as exc:
         return error_response(exc.status, str(exc))
-    shown_target = rt.telemetry.show_number(request.target) if request.is_pstn else request.target
+    shown_target = request.target.shown(rt.telemetry.show_number)
     reason = refusal(request, s.outbound_allow)
     if reason is not None:
         return _refused(rt, shown_target, 403, reason, why="not_on_allow_list")
@@ -143,8 +139,8 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
             operation="create_call",
             telemetry=rt.telemetry,
         )
-    except AcsFailure as exc:
-        log.error("could not call %s: %s", request.masked_target(), exc)
+    except AcsError as exc:
+        log.error("could not call %s: %s", request.target.masked(), exc)
         rt.telemetry.event("OutboundCallFailed", target=shown_target, error=str(exc))
         if exc.status is None:
             return error_response(503, f"ACS is unavailable, try again: {exc}")
@@ -161,14 +157,14 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
     dims = ids.dims()
     log.info(
         "calling %s: correlation_id=%s call_connection_id=%s profile=%s",
-        request.masked_target(),
+        request.target.masked(),
         created.correlation_id,
         created.call_connection_id,
         request.profile or "(default)",
         extra=dims,
     )
     return json_response(
-        {"callConnectionId": created.call_connection_id, "target": request.masked_target()}, status=202
+        {"callConnectionId": created.call_connection_id, "target": request.target.masked()}, status=202
     )
 
 

@@ -92,9 +92,9 @@ _slot = _Slot()
 def runtime() -> Runtime:
     if _slot.runtime is None:
         settings = ControlSettings.from_env(os.environ)
-        if settings.problems:
+        if settings.faults:
             # Once per process, every problem at once; functions needing a bad setting answer 503.
-            messages = sorted(set(settings.problems.values()))
+            messages = sorted(set(settings.faults.values()))
             log.error("control plane settings are invalid:\n  - %s", "\n  - ".join(messages))
         _slot.runtime = Runtime(settings)
     return _slot.runtime

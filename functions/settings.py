@@ -7,15 +7,19 @@ function names the settings it needs and answers 503 when one of them is bad.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
 from common.profiles import APP_ROOT, DEFAULT_PROFILES_DIR, profile_problem, resolve_profiles_dir
 from common.settings_reader import E164, SettingsReader
 from common.telemetry import TELEMETRY_SETTINGS, TelemetrySettings
+from common.twilio_auth import sid_pattern
+from common.twiml import connect_stream
 
 from .screening import NumberList, parse_number_list
 
@@ -27,8 +31,15 @@ AUDIO_FORMATS = {"pcm24kmono": "pcm24KMono", "pcm16kmono": "pcm16KMono"}  # Sett
 # What each function needs; a problem with any of them makes that function answer 503.
 ACS_CLIENT = ("ACS_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING")
 ACS_JWT = ("ACS_RESOURCE_ID", "ACS_JWT_ISSUER", "ACS_OPENID_CONFIG_URL")
+ACS = (*ACS_JWT, *ACS_CLIENT)  # what only ACS numbers need
 MEDIA = ("CALLBACK_URI_HOST", "MEDIA_HOST_URL", "MEDIA_AUDIO_FORMAT", "AOAI_PROFILES_DIR")
 OUTBOUND = ("OUTBOUND_ALLOW_LIST", "OUTBOUND_CALLS_PER_MINUTE")
+# Optional for the deployment (ACS-only ones leave them unset), required by the Twilio webhooks.
+TWILIO = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+
+TWILIO_STREAM_PATH = "/ws/twilio"  # where Twilio opens the media stream on the media host
+_ACCOUNT_SID = re.compile(sid_pattern("AC"))
+_AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")  # what Twilio issues; an API key secret is not one
 
 # Every setting /api/health reports on (present and valid), never with its value.
 SETTING_NAMES = (
@@ -42,8 +53,16 @@ SETTING_NAMES = (
     "CALLER_ALLOW_LIST",
     "CALLER_DENY_LIST",
     *OUTBOUND,
+    *TWILIO,
     *TELEMETRY_SETTINGS,
 )
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str = field(repr=False)  # keys the webhook signatures and our call tokens: a secret
+    stream_url: str  # MEDIA_HOST_URL + /ws/twilio: where Twilio opens the call's media stream
 
 
 @dataclass(frozen=True)
@@ -64,12 +83,24 @@ class ControlSettings:
     caller_deny: NumberList | None
     outbound_allow: NumberList  # empty: no phone number may be called (ACS users may)
     outbound_calls_per_minute: int  # per process, against toll fraud with a leaked key
+    twilio: TwilioSettings | None  # None unless both TWILIO_* settings are set and valid
     telemetry: TelemetrySettings
     present: frozenset[str]  # names of the settings that are set (non-empty)
     problems: Mapping[str, str]  # setting name -> what is wrong with it
 
-    def unusable(self, names: Iterable[str]) -> list[str]:
-        return [name for name in names if name in self.problems]
+    @property
+    def faults(self) -> dict[str, str]:
+        """The problems that matter to this deployment: a Twilio-only one (the all-in-one on Fly.io)
+        sets no ACS setting, and what ACS numbers would need is no fault of it."""
+        twilio_only = self.twilio is not None and not self.present & set(ACS)
+        return {name: why for name, why in self.problems.items() if not (twilio_only and name in ACS)}
+
+    def unusable(self, names: Iterable[str], *, required: Iterable[str] = ()) -> list[str]:
+        """Which of `names` a function cannot use: invalid, or (for those in `required`) unset."""
+        needed = set(required)
+        return [
+            name for name in names if name in self.problems or (name in needed and name not in self.present)
+        ]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, app_root: Path = APP_ROOT) -> ControlSettings:
@@ -132,6 +163,33 @@ class ControlSettings:
                 for message in list_problems:
                     problem(name, message)
 
+        # Secrets and ids: problems never quote the value.
+        account_sid = r.optional("TWILIO_ACCOUNT_SID")
+        if account_sid is not None and not _ACCOUNT_SID.fullmatch(account_sid):
+            problem("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID must be an Account SID (AC + 32 hex digits)")
+        auth_token = r.optional("TWILIO_AUTH_TOKEN")
+        if auth_token is not None and not _AUTH_TOKEN.fullmatch(auth_token):
+            problem("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN must be the account's Auth Token (32 hex digits)")
+        if (account_sid is None) != (auth_token is None):  # half a configuration is a mistake
+            name = "TWILIO_ACCOUNT_SID" if account_sid is None else "TWILIO_AUTH_TOKEN"
+            problem(name, f"{name} is required for Twilio numbers (the other TWILIO_ setting is set)")
+
+        media_host_url = _websocket_url(
+            read("MEDIA_HOST_URL", lambda n: r.required_url(n, schemes=("wss", "ws", "https", "http")))
+        )
+        twilio = None
+        if account_sid and auth_token and not set(TWILIO) & problems.keys():
+            twilio = TwilioSettings(account_sid, auth_token, _twilio_stream_url(media_host_url))
+            if "MEDIA_HOST_URL" not in problems:
+                try:  # the TwiML builder is the one place that knows which stream URLs Twilio takes
+                    connect_stream(twilio.stream_url, {})
+                except ValueError:
+                    problem(
+                        "MEDIA_HOST_URL",
+                        "MEDIA_HOST_URL must be wss://host[/path] without a query string for Twilio's "
+                        "media streams (error 31920)",
+                    )
+
         start = len(r.problems)
         telemetry = TelemetrySettings.read(r)
         for message in r.problems[start:]:  # each message starts with its setting's name
@@ -146,9 +204,7 @@ class ControlSettings:
             acs_endpoint=acs_endpoint,
             connection_string=connection_string,
             callback_host=read("CALLBACK_URI_HOST", lambda n: r.required_url(n, schemes=http)),
-            media_host_url=_websocket_url(
-                read("MEDIA_HOST_URL", lambda n: r.required_url(n, schemes=("wss", "ws", "https", "http")))
-            ),
+            media_host_url=media_host_url,
             audio_format=AUDIO_FORMATS[
                 read("MEDIA_AUDIO_FORMAT", lambda n: r.choice(n, "pcm24kmono", tuple(AUDIO_FORMATS)))
             ],
@@ -162,6 +218,7 @@ class ControlSettings:
             outbound_calls_per_minute=int(
                 read("OUTBOUND_CALLS_PER_MINUTE", lambda n: r.number(n, 10, low=1, high=1000))
             ),
+            twilio=twilio,
             telemetry=telemetry,
             present=frozenset(name for name in SETTING_NAMES if r.optional(name) is not None),
             problems=problems,
@@ -176,3 +233,8 @@ def _websocket_url(url: str) -> str:
     # The Container App's URL is usually copied as https://; ACS needs the WebSocket scheme.
     scheme, sep, rest = url.partition("://")
     return {"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest
+
+
+def _twilio_stream_url(media_host_url: str) -> str:
+    parts = urlsplit(media_host_url)  # a query stays, so that the check refuses it (Twilio does)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + TWILIO_STREAM_PATH))

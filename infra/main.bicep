@@ -1,5 +1,5 @@
 // The whole system for `azd up`: ACS (+ Event Grid system topic) -> Functions (Flex Consumption)
-// -> Container Apps media host -> Azure OpenAI gpt-realtime, with Application Insights, managed
+// -> Container Apps media host -> Azure OpenAI realtime model, with Application Insights, managed
 // identities and role assignments. No keys: every hop authenticates with Entra ID. Written in the
 // Bicep subset pycep-parser reads (reference/infra.md section 3); tests/infra asserts on it.
 targetScope = 'subscription'
@@ -36,7 +36,13 @@ param mediaExists bool = false
 param acsDataLocation string = 'United States'
 
 param realtimeDeploymentName string = 'gpt-realtime'
+
+// gpt-realtime is announced for retirement on 2027-01-20: the model is the operator's choice
+// (AZURE_OPENAI_REALTIME_MODEL, AZURE_OPENAI_REALTIME_MODEL_VERSION), not a release of this code.
+@description('Realtime model deployed under realtimeDeploymentName, as Azure lists it (gpt-realtime, gpt-realtime-mini, ...).')
 param realtimeModelName string = 'gpt-realtime'
+
+@description('Version of realtimeModelName offered as GlobalStandard in openAiLocation.')
 param realtimeModelVersion string = '2025-08-28'
 
 @description('GlobalStandard capacity of the realtime deployment, in thousands of tokens per minute (quota-bound).')

@@ -1,4 +1,5 @@
-"""`python -m local_stack demo` (one simulated call, then exit) or `python -m local_stack up` (stay up)."""
+"""`python -m local_stack demo [--provider twilio]` (one simulated call, then exit) or
+`python -m local_stack up` (stay up)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import demo, up
+from .stack import PROVIDERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=8000, help="gateway port for `up` (demo picks a free one)"
     )
+    parser.add_argument(
+        "--provider", choices=PROVIDERS, default="acs", help="the emulated phone network of the demo call"
+    )
     args = parser.parse_args(argv)
+    if args.mode == "up" and args.provider != "acs":
+        parser.error("`up` serves ACS (emulated or real); --provider is for `demo`")
 
     args.out.mkdir(parents=True, exist_ok=True)
     log_file = args.out / "local-stack.log"
@@ -33,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(full logs: {log_file})")
 
     if args.mode == "demo":
-        return demo.main(args.out)
+        return demo.main(args.out, args.provider)
     return up.main(args.port)
 
 

@@ -1,9 +1,12 @@
 """`make demo`: one complete simulated inbound PSTN call through the whole stack.
 
-emulator → Event Grid → function → answer_call → media WebSocket → media host → model → audio back
-→ the assistant books a table and ends the call with end_call → hang-up → CallDisconnected.
-It prints the conversation as it happens and a summary, writes a stereo recording (caller left,
-assistant right) and a JSON transcript under out/, and exits non-zero if the call went wrong.
+ACS (the default): emulator → Event Grid → function → answer_call → /ws/media → media host → model
+→ audio back → the assistant books a table and ends the call with end_call → hang-up → CallDisconnected.
+Twilio (`PROVIDER=twilio`): emulator → signed voice webhook → function → TwiML `<Connect><Stream>`
+→ /ws/twilio → media host → model → audio back → … end_call → REST `Status=completed` → stream-stopped.
+The same caller plays the same lines either way. It prints the conversation as it happens and a
+summary, writes a stereo recording (caller left, assistant right) and a JSON transcript under out/,
+and exits non-zero if the call went wrong.
 """
 
 from __future__ import annotations
@@ -11,23 +14,48 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from emulators.acs.caller import AssistantSilent, CallerLine, converse, script
-from emulators.acs.emulator import EmulatedCall
-from media_host.call_session import CallSession
+from emulators.caller import AssistantSilent, CallerLeg, CallerLine, Heard, converse, script
 
-from .stack import LocalStack
+from .records import CallRecord
+from .stack import LocalStack, Provider
 
 CALLER_NUMBER = "+14255550123"
 CALL_TIMEOUT_S = 120.0
 
 
+class RecordedLeg(CallerLeg, Protocol):
+    def heard(self) -> Sequence[Heard]: ...
+
+    def write_recording(self, path: Path, *, since: float | None = None) -> float: ...
+
+
+@dataclass
+class PlacedCall:
+    """A call as the demo follows it, whichever network carries it."""
+
+    network: Provider
+    announced_at: float  # monotonic: time zero of the printout
+    answered_at: float | None
+    answered_by: str  # how the product answered it, as printed
+    leg: RecordedLeg | None  # None: no media stream (see `problem`)
+    problem: str
+    media_call_id: str  # the media host's call_connection_id for it
+    ended: asyncio.Event
+    end_reason: Callable[[], str | None]  # the network's, once it is over
+    callbacks: Callable[[], list[str]]  # what the network reported to the product, in order
+    hang_up: str  # the network's end reason when the assistant hangs up
+    last_callback: str  # the callback that says the call is over
+
+
 @dataclass
 class Summary:
+    provider: str
     answered_ms: int | None = None
     first_assistant_audio_ms: int | None = None
     caller_turns: int = 0
@@ -54,53 +82,95 @@ class Printer:
         at_ms = int(((at or time.monotonic()) - self.started) * 1000)
         print(f"  {at_ms / 1000:7.2f}s  {who:<9} {text}", flush=True)
 
-    def new_turns(self, session: CallSession | None) -> None:
-        if session is None:
+    def new_turns(self, record: CallRecord | None) -> None:
+        if record is None:
             return
-        for turn in session.turns[self.printed :]:
+        for turn in record.turns[self.printed :]:
             who = "caller" if turn.role == "caller" else "assistant"
             text = turn.text + (" [interrupted]" if turn.interrupted else "")
-            self.line(who, text, session.started_at + turn.at_ms / 1000)
-        self.printed = len(session.turns)
+            self.line(who, text, record.started_at + turn.at_ms / 1000)
+        self.printed = len(record.turns)
 
 
-async def run_demo(out_dir: Path) -> int:
-    stack = LocalStack()
+async def run_demo(out_dir: Path, provider: Provider) -> int:
+    stack = LocalStack(provider=provider)
     await stack.start()
-    print(
-        f"local stack up: gateway {stack.gateway_url}, model {stack.model_url}, ACS emulator {stack.emulator.rest.endpoint}"
+    network = (
+        f"Twilio emulator {stack.twilio.rest.base_url}"
+        if provider == "twilio"
+        else f"ACS emulator {stack.emulator.rest.endpoint}"
     )
+    print(f"local stack up: gateway {stack.gateway_url}, model {stack.model_url}, {network}")
     try:
         return await _one_call(stack, out_dir)
     finally:
         await stack.close()
 
 
-async def _one_call(stack: LocalStack, out_dir: Path) -> int:
-    summary = Summary()
-    print(f"\ncalling {CALLER_NUMBER} -> {stack.number} ...")
+async def place_acs_call(stack: LocalStack) -> PlacedCall:
     call = await stack.emulator.incoming_call(
         stack.incoming_call_url, caller=CALLER_NUMBER, callee=stack.number
     )
-    printer = Printer(call.announced_at)
     async with asyncio.timeout(15):
         await call.media_ready.wait()
+    return PlacedCall(
+        network="acs",
+        announced_at=call.announced_at,
+        answered_at=call.answered_at,
+        answered_by="CallConnected",
+        leg=call.leg,
+        problem=f"callbacks were {call.callback_types()}",
+        media_call_id=call.call_connection_id or "",
+        ended=call.ended,
+        end_reason=lambda: call.end_reason,
+        callbacks=call.callback_types,
+        hang_up="hung_up_by_app",
+        last_callback="CallDisconnected",
+    )
+
+
+async def place_twilio_call(stack: LocalStack) -> PlacedCall:
+    announced_at = time.monotonic()
+    call = await stack.twilio.place_call(stack.twilio_voice_url, from_=CALLER_NUMBER, to=stack.number)
+    stream = call.stream if call.stream is not None and call.stream.connected_at else None
+    return PlacedCall(
+        network="twilio",
+        announced_at=announced_at,
+        answered_at=None
+        if call.answered is None
+        else announced_at + (call.answered - call.created).total_seconds(),
+        answered_by="TwiML <Connect><Stream>",
+        leg=stream,
+        problem=f"Twilio logged {call.errors}; the TwiML was {call.twiml}",
+        media_call_id="" if stream is None else stream.stream_sid,  # the media host's call_connection_id
+        ended=call.ended,
+        end_reason=lambda: call.end_reason,
+        callbacks=lambda: [c.event for c in call.stream_callbacks],
+        hang_up="completed_by_api",  # end_call: the media host's REST update, Status=completed
+        last_callback="stream-stopped",
+    )
+
+
+async def _one_call(stack: LocalStack, out_dir: Path) -> int:
+    summary = Summary(provider=stack.provider)
+    print(f"\ncalling {CALLER_NUMBER} -> {stack.number} ...")
+    place = place_twilio_call if stack.provider == "twilio" else place_acs_call
+    call = await place(stack)
+    printer = Printer(call.announced_at)
     if call.answered_at is not None:
         summary.answered_ms = int((call.answered_at - call.announced_at) * 1000)
-        printer.line("acs", f"answered (CallConnected) in {summary.answered_ms} ms", call.answered_at)
+        printer.line(
+            call.network, f"answered ({call.answered_by}) in {summary.answered_ms} ms", call.answered_at
+        )
     leg = call.leg
     if leg is None:
-        summary.problems.append(f"no media stream: callbacks were {call.callback_types()}")
-        return _finish(summary, call, None, out_dir, stack)
-    printer.line("acs", f"media stream connected ({leg.sample_rate} Hz)", leg.connected_at)
-
-    session: CallSession | None = None
+        summary.problems.append(f"no media stream: {call.problem}")
+        return _finish(summary, call, None, out_dir)
+    printer.line(call.network, f"media stream connected ({leg.sample_rate} Hz)", leg.connected_at)
 
     async def follow() -> None:
-        nonlocal session
         while not call.ended.is_set():
-            session = session or stack.session(call.call_connection_id or "")
-            printer.new_turns(session)
+            printer.new_turns(stack.record(call.media_call_id))
             await asyncio.sleep(0.1)
 
     follower = asyncio.create_task(follow())
@@ -120,26 +190,26 @@ async def _one_call(stack: LocalStack, out_dir: Path) -> int:
     finally:
         await asyncio.sleep(0.2)
         follower.cancel()
-        printer.new_turns(session)
+        record = stack.record(call.media_call_id)
+        printer.new_turns(record)
     heard = leg.heard()
     if heard:
         summary.first_assistant_audio_ms = int((heard[0].start - leg.connected_at) * 1000)
-    return _finish(summary, call, session, out_dir, stack)
+    return _finish(summary, call, record, out_dir)
 
 
-def _finish(
-    summary: Summary, call: EmulatedCall, session: CallSession | None, out_dir: Path, stack: LocalStack
-) -> int:
-    summary.hang_up = call.end_reason
-    summary.callbacks = call.callback_types()
-    if session is not None:
-        summary.media_host_end_reason = session.end_reason
-        summary.caller_turns = sum(t.role == "caller" for t in session.turns)
-        summary.assistant_turns = sum(t.role == "assistant" for t in session.turns)
-        summary.barge_ins = len(session.stats.barge_ins)
-        summary.turn_latency_ms = [round(ms) for ms in session.stats.turn_latency_ms]
-        summary.tools = dict(session.stats.tool_calls)
-    _check(summary, session)
+def _finish(summary: Summary, call: PlacedCall, record: CallRecord | None, out_dir: Path) -> int:
+    summary.hang_up = call.end_reason()
+    summary.callbacks = call.callbacks()
+    if record is not None:
+        summary.caller_turns = sum(t.role == "caller" for t in record.turns)
+        summary.assistant_turns = sum(t.role == "assistant" for t in record.turns)
+        summary.barge_ins = len(record.barge_ins)
+        summary.turn_latency_ms = [round(ms) for ms in record.turn_latency_ms]
+    if record is not None and record.ended is not None:
+        summary.media_host_end_reason = record.ended.why
+        summary.tools = dict(record.ended.tools)
+    _check(summary, call, record)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,9 +217,10 @@ def _finish(
     transcript = out_dir / f"call-{stamp}.json"
     if call.leg is not None:
         seconds = call.leg.write_recording(recording, since=call.leg.connected_at)
-        summary.recording = f"{recording} ({seconds:.1f} s, stereo: caller left, assistant right)"
+        rate = f"{call.leg.sample_rate / 1000:g} kHz"
+        summary.recording = f"{recording} ({seconds:.1f} s, {rate} stereo: caller left, assistant right)"
     summary.transcript = str(transcript)
-    turns: list[dict[str, Any]] = [asdict(t) for t in session.turns] if session is not None else []
+    turns: list[dict[str, Any]] = [asdict(t) for t in record.turns] if record is not None else []
     transcript.write_text(
         json.dumps({"summary": asdict(summary), "turns": turns}, indent=2) + "\n", encoding="utf-8"
     )
@@ -173,23 +244,23 @@ def _finish(
     return 0
 
 
-def _check(summary: Summary, session: CallSession | None) -> None:
+def _check(summary: Summary, call: PlacedCall, record: CallRecord | None) -> None:
     problems = summary.problems
-    if session is None:
+    if record is None:
         problems.append("the media host never had this call")
         return
-    assistant = " ".join(t.text for t in session.turns if t.role == "assistant").lower()
+    assistant = " ".join(t.text for t in record.turns if t.role == "assistant").lower()
     if "booked" not in assistant:
         problems.append("the assistant never confirmed a booking")
     if summary.tools.get("end_call") != 1:
         problems.append(f"expected one end_call, got tools {summary.tools}")
-    if summary.hang_up != "hung_up_by_app" or summary.media_host_end_reason != "assistant_ended":
+    if summary.hang_up != call.hang_up or summary.media_host_end_reason != "assistant_ended":
         problems.append(
             f"expected the assistant to hang up, got {summary.hang_up} / {summary.media_host_end_reason}"
         )
-    if "CallDisconnected" not in summary.callbacks:
-        problems.append("no CallDisconnected callback")
+    if call.last_callback not in summary.callbacks:
+        problems.append(f"no {call.last_callback} callback")
 
 
-def main(out_dir: Path) -> int:
-    return asyncio.run(run_demo(out_dir))
+def main(out_dir: Path, provider: Provider = "acs") -> int:
+    return asyncio.run(run_demo(out_dir, provider))

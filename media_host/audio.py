@@ -1,4 +1,4 @@
-"""PCM16 mono helpers: a stateful stream resampler and a cutter into exact 20 ms frames.
+"""Audio helpers: a stateful PCM16 stream resampler and a cutter into exact 20 ms frames.
 
 One `StreamResampler` per direction per call: a one-shot resample per frame would filter every
 frame as if zero-padded and click at each join. soxr's output is bursty, so a `FrameCutter`
@@ -11,10 +11,6 @@ import numpy as np
 import soxr
 
 FRAME_MS = 20
-
-
-def frame_bytes(rate: int) -> int:
-    return rate * FRAME_MS // 1000 * 2
 
 
 class StreamResampler:
@@ -37,10 +33,11 @@ class StreamResampler:
 
 
 class FrameCutter:
-    """Accumulates PCM and hands out exact `size`-byte frames."""
+    """Accumulates audio and hands out exact `size`-byte frames."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, silence: int = 0) -> None:
         self.size = size
+        self._silence = silence  # the byte of silence: 0 in PCM16, 0xFF in μ-law
         self._pending = bytearray()
 
     def push(self, pcm: bytes) -> list[bytes]:
@@ -58,7 +55,7 @@ class FrameCutter:
         real = len(self._pending)
         if not real:
             return None, 0
-        frame = bytes(self._pending) + bytes(self.size - real)
+        frame = bytes(self._pending) + bytes([self._silence]) * (self.size - real)
         self._pending.clear()
         return frame, real
 

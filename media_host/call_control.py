@@ -1,17 +1,16 @@
-"""Mid-call actions through the async Call Automation client (hang up, transfer)."""
+"""Mid-call actions through the async Call Automation client (hang up, transfer).
+
+Failures are `common.acs_requests.AcsError`; a hang-up of a call that had already ended is not one.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator
-
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import HttpResponseError
 
-from common.call_automation import ACS_TARGET, call_automation_client, sdk_identifier
+from common.acs_requests import acs_request, hang_up
+from common.call_automation import call_automation_client, sdk_identifier
+from common.identifiers import parse_target
 from common.telemetry import CallIds, Telemetry
 
 from .settings import AcsSettings
@@ -33,45 +32,23 @@ class CallControl:
         )
         return cls(client, telemetry)
 
-    async def hang_up(self, ids: CallIds) -> None:
-        connection = self._client.get_call_connection(ids.call_connection_id)
-        async with self._traced("hang_up", ids):
-            await connection.hang_up(is_for_everyone=True)
+    async def hang_up(self, ids: CallIds) -> bool:
+        """For everyone; False if the call had already ended."""
+        return await hang_up(self._client, ids, telemetry=self._telemetry, timeout=REQUEST_TIMEOUT_SECONDS)
 
     async def transfer(self, ids: CallIds, target: str, *, operation_context: str) -> None:
+        """To a target as settings hold it (E.164 or ACS user id)."""
         connection = self._client.get_call_connection(ids.call_connection_id)
-        async with self._traced("transfer_call_to_participant", ids):
-            await connection.transfer_call_to_participant(
-                sdk_identifier(target), operation_context=operation_context
-            )
-
-    @contextlib.asynccontextmanager
-    async def _traced(self, operation: str, ids: CallIds) -> AsyncIterator[None]:
-        """Each Call Automation request as a dependency, with its outcome."""
-        started = time.monotonic()
-        code = "200"
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
-                yield
-        except HttpResponseError as exc:
-            code = str(exc.status_code or "error")
-            raise
-        except TimeoutError:
-            code = "timeout"
-            raise
-        except Exception:
-            code = "error"
-            raise
-        finally:
-            self._telemetry.dependency(
-                f"ACS {operation}",
-                target=ACS_TARGET,
-                kind="HTTP",
-                duration_s=time.monotonic() - started,
-                success=code == "200",
-                result_code=code,
-                ids=ids,
-            )
+        await acs_request(
+            connection.transfer_call_to_participant(
+                sdk_identifier(parse_target(target, "the transfer target")),
+                operation_context=operation_context,
+            ),
+            operation="transfer_call_to_participant",
+            telemetry=self._telemetry,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            ids=ids,
+        )
 
     async def close(self) -> None:
         await self._client.close()

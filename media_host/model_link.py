@@ -1,8 +1,9 @@
 """Opening the socket to the realtime model: authentication and bounded retries.
 
-Entra ID by default: one async credential per process and a bearer token cached and refreshed in
-the background ahead of expiry, so a call never waits on credential discovery. An API key, when
-configured, is sent as `api-key` instead.
+Azure OpenAI: Entra ID by default, with one async credential per process and a bearer token cached
+and refreshed in the background ahead of expiry, so a call never waits on credential discovery; an
+API key, when configured, is sent as `api-key` instead. OpenAI: the API key as a bearer token.
+Neither gets an `OpenAI-Beta` header: that belongs to the preview protocol; GA needs none.
 """
 
 from __future__ import annotations
@@ -96,11 +97,18 @@ class ModelConnector:
         self._tokens = tokens
         self._telemetry = telemetry
         self.url = settings.realtime_url()
-        self.auth_mode = "api-key" if settings.api_key else "entra-id"
+        # recorded with the model session (ModelSessionStarted) next to settings.deployment
+        self.auth_mode = (
+            "openai-key" if settings.vendor == "openai" else "api-key" if settings.api_key else "entra-id"
+        )
 
     async def _headers(self) -> dict[str, str]:
-        if self._settings.api_key:
-            return {"api-key": self._settings.api_key}
+        key = self._settings.api_key
+        if self._settings.vendor == "openai":
+            assert key is not None
+            return {"Authorization": f"Bearer {key}"}
+        if key:
+            return {"api-key": key}
         assert self._tokens is not None
         return {"Authorization": f"Bearer {await self._tokens.get()}"}
 

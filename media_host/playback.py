@@ -1,6 +1,6 @@
-"""Model audio to the caller: exact 20 ms frames paced on a monotonic clock.
+"""Model audio to the caller: exact 20 ms frames of the leg's audio, paced on a monotonic clock.
 
-ACS plays what it is sent in real time, so we keep only a small lead of audio ahead of its playout
+A leg plays what it is sent in real time, so we keep only a small lead of audio ahead of its playout
 point: enough that it never starves on scheduler jitter, little enough that barge-in stays sharp
 and `audio_end_ms` for truncation is close to what the caller really heard.
 """
@@ -13,9 +13,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .acs_media import audio_frame
-from .audio import FRAME_MS, FrameCutter, StreamResampler, frame_bytes
-from .realtime_protocol import MODEL_RATE
+from .audio import FRAME_MS
+from .audio_paths import LegAudio, ToLeg, cutter
 
 FRAME_S = FRAME_MS / 1000
 UNDERRUN_TOLERANCE_S = 0.005
@@ -42,7 +41,7 @@ class PlaybackStats:
 class Interrupted:
     response_id: str
     item_id: str
-    audio_end_ms: int  # audio of this item actually sent to ACS
+    audio_end_ms: int  # audio of this item actually sent to the leg
 
 
 @dataclass
@@ -55,56 +54,47 @@ class _ItemProgress:
 class Playback:
     def __init__(
         self,
-        send: Callable[[str], Awaitable[None]],
+        send: Callable[[bytes, str, int], Awaitable[None]],
         *,
-        call_rate: int,
-        quality: str,
+        leg: LegAudio,
+        to_leg: ToLeg,
         lead_ms: int,
         max_queued_seconds: float,
         on_item_started: Callable[[str, float], None] = lambda item_id, at: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._send = send
+        self._send = send  # (frame, item id, bytes of the item sent so far): the leg wraps it for its wire
         self._on_item_started = on_item_started
         self._clock = clock
         self._lead = lead_ms / 1000
         self._max_frames = int(max_queued_seconds * 1000 / FRAME_MS)
         self._queue: deque[_Frame] = deque()
         self._wake = asyncio.Event()
-        self._deadline = 0.0  # when ACS finishes playing everything sent so far
+        self._deadline = 0.0  # when the leg finishes playing everything sent so far
         self._items: dict[str, _ItemProgress] = {}
         self._last_item: str | None = None
-        self._odd_byte = b""  # see _whole_samples
-        self._odd_item: str | None = None
+        self._item_in: str | None = None  # the item whose audio the converter is in the middle of
         self.stats = PlaybackStats()
-        self.set_rate(call_rate, quality)
+        self.set_format(leg, to_leg)
 
-    def set_rate(self, call_rate: int, quality: str) -> None:
-        self._rate = call_rate
-        self._resampler = None if call_rate == MODEL_RATE else StreamResampler(MODEL_RATE, call_rate, quality)
-        self._cutter = FrameCutter(frame_bytes(call_rate))
+    def set_format(self, leg: LegAudio, to_leg: ToLeg) -> None:
+        self._bytes_per_ms = leg.rate * leg.bytes_per_sample / 1000
+        self._to_leg = to_leg
+        self._cutter = cutter(leg)
 
     # -- fed by the session ------------------------------------------------------------------
-    def push(self, response_id: str, item_id: str, pcm24: bytes) -> None:
-        pcm24 = self._whole_samples(item_id, pcm24)
-        pcm = self._resampler.process(pcm24) if self._resampler else pcm24
-        for frame in self._cutter.push(pcm):
+    def push(self, response_id: str, item_id: str, audio: bytes) -> None:
+        if item_id != self._item_in:  # a new item: no half sample of the last one may leak into it
+            self._to_leg.clear()
+            self._item_in = item_id
+        for frame in self._cutter.push(self._to_leg.process(audio)):
             self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
 
-    def _whole_samples(self, item_id: str, pcm24: bytes) -> bytes:
-        """A delta may end mid-sample: carry its odd byte into the item's next delta, so every later
-        sample stays aligned (and the resampler is never handed half a sample)."""
-        if self._odd_byte and self._odd_item == item_id:
-            pcm24 = self._odd_byte + pcm24
-        self._odd_byte, self._odd_item = (pcm24[-1:], item_id) if len(pcm24) % 2 else (b"", None)
-        return pcm24[:-1] if self._odd_byte else pcm24
-
     def finish_item(self, response_id: str, item_id: str) -> None:
-        """The model's audio for this item is complete: emit what the resampler and cutter hold."""
-        self._odd_byte, self._odd_item = b"", None  # half a sample is not audio
-        if self._resampler:
-            for frame in self._cutter.push(self._resampler.flush()):
-                self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
+        """The model's audio for this item is complete: emit what the converter and cutter hold."""
+        self._item_in = None
+        for frame in self._cutter.push(self._to_leg.flush()):
+            self._enqueue(_Frame(response_id, item_id, frame, len(frame)))
         tail, real = self._cutter.flush_padded()
         if tail is not None:
             self._enqueue(_Frame(response_id, item_id, tail, real))
@@ -118,16 +108,15 @@ class Playback:
         self.stats.interrupted_frames += len(self._queue)
         self._queue.clear()
         self._cutter.clear()
-        self._odd_byte, self._odd_item = b"", None
-        if self._resampler:
-            self._resampler.clear()
-        self._deadline = now  # StopAudio flushes ACS's own buffer too
+        self._to_leg.clear()
+        self._item_in = None
+        self._deadline = now  # the leg flushes its own buffer too (ACS StopAudio, Twilio clear)
         items, self._items = self._items, {}
         if playing is None:
             return None
         item = self._items[playing] = items[playing]
         item.queued = 0
-        return Interrupted(item.response_id, playing, item.sent_bytes * 1000 // (2 * self._rate))
+        return Interrupted(item.response_id, playing, int(item.sent_bytes / self._bytes_per_ms))
 
     def _progress(self, response_id: str, item_id: str) -> _ItemProgress:
         progress = self._items.get(item_id)
@@ -185,4 +174,4 @@ class Playback:
             item.sent_bytes += frame.real_bytes
             item.queued -= 1
             self.stats.frames_sent += 1
-            await self._send(audio_frame(frame.pcm))
+            await self._send(frame.pcm, frame.item_id, item.sent_bytes)

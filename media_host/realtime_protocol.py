@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -22,6 +22,13 @@ MAX_TEXT_CHARS = 100_000  # transcripts and tool arguments
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}\Z"  # what the Realtime API allows (\Z: "$" would let a newline in)
 
 
+AudioFormat = Literal["pcm24", "pcmu"]  # PCM16 at 24 kHz (the model's own), or G.711 μ-law at 8 kHz
+_WIRE_FORMAT: dict[str, dict[str, Any]] = {
+    "pcm24": {"type": "audio/pcm", "rate": MODEL_RATE},
+    "pcmu": {"type": "audio/pcmu"},  # GA: Twilio's μ-law passes through with no conversion
+}
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     instructions: str
@@ -31,6 +38,7 @@ class SessionConfig:
     vad_silence_ms: int
     vad_prefix_ms: int
     tools: Sequence[dict[str, Any]]
+    audio_format: AudioFormat = "pcm24"  # both directions
 
 
 def session_update(config: SessionConfig) -> str:
@@ -40,7 +48,7 @@ def session_update(config: SessionConfig) -> str:
         "output_modalities": ["audio"],
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": MODEL_RATE},
+                "format": _WIRE_FORMAT[config.audio_format],
                 "transcription": {"model": config.transcription_model},
                 "turn_detection": {
                     "type": "server_vad",
@@ -51,7 +59,7 @@ def session_update(config: SessionConfig) -> str:
                     "interrupt_response": True,
                 },
             },
-            "output": {"format": {"type": "audio/pcm", "rate": MODEL_RATE}, "voice": config.voice},
+            "output": {"format": _WIRE_FORMAT[config.audio_format], "voice": config.voice},
         },
         "tools": list(config.tools),
         "tool_choice": "auto" if config.tools else "none",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
@@ -13,6 +15,12 @@ from common.telemetry import TelemetrySettings
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+MODEL_URL_SCHEMES = ("https", "wss", "http", "ws")  # http/ws: a local engine or a test's fake
+OPENAI_BASE_URL = "wss://api.openai.com/v1"
+# Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.
+DEFAULT_MODEL = "gpt-realtime"
+TWILIO_API = "https://api.twilio.com"
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, concise voice assistant answering a phone call. Speak naturally, keep answers "
@@ -31,10 +39,20 @@ class AcsSettings:
 
 
 @dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str  # signs webhooks and the stream upgrade; authenticates the REST API. Never logged
+    api_base_url: str  # https://api.twilio.com (a stand-in's URL in tests)
+    stream_url: str  # the public wss:// URL Twilio dials, as Twilio signs it: <MEDIA_HOST_URL>/ws/twilio
+    model_audio: Literal["pcmu", "pcm24"]  # pcmu: the caller's μ-law straight to the model, no conversion
+
+
+@dataclass(frozen=True)
 class ModelSettings:
-    endpoint: str  # as configured; realtime_url() derives the socket URL
-    deployment: str
-    api_key: str | None
+    vendor: Literal["azure", "openai"]
+    endpoint: str  # Azure: the resource; OpenAI: the API base URL. realtime_url() derives the socket URL
+    deployment: str  # what `?model=` names: the Azure deployment or the OpenAI model id
+    api_key: str | None  # Azure: optional (Entra ID when absent); OpenAI: always set
     voice: str
     instructions: str
     transcription_model: str
@@ -46,16 +64,19 @@ class ModelSettings:
     connect_timeout_seconds: float
 
     def realtime_url(self) -> str:
-        """GA endpoint: wss://<resource>/openai/v1/realtime?model=<deployment> (no api-version)."""
+        """GA endpoints, no api-version: Azure wss://<resource>/openai/v1/realtime?model=<deployment>,
+        OpenAI <base URL>/realtime?model=<model>."""
         parts = urlsplit(self.endpoint)
         scheme = {"https": "wss", "wss": "wss", "http": "ws", "ws": "ws"}[parts.scheme]
-        return f"{scheme}://{parts.netloc}/openai/v1/realtime?model={self.deployment}"
+        path = "/openai/v1" if self.vendor == "azure" else parts.path
+        return f"{scheme}://{parts.netloc}{path}/realtime?model={self.deployment}"
 
 
 @dataclass(frozen=True)
 class MediaSettings:
     port: int
-    acs: AcsSettings
+    acs: AcsSettings | None  # None: this host takes no ACS calls (/ws/media is not served)
+    twilio: TwilioSettings | None  # None: no Twilio calls (/ws/twilio is not served)
     model: ModelSettings
     soxr_quality: str
     transfer_target: str | None
@@ -75,24 +96,19 @@ class MediaSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MediaSettings:
         r = SettingsReader(env)
-        acs = AcsSettings(
-            resource_id=r.guid("ACS_RESOURCE_ID"),
-            jwt_issuer=r.url("ACS_JWT_ISSUER", ACS_ISSUER, schemes=("https", "http")),
-            openid_config_url=r.url(
-                "ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL, schemes=("https", "http")
-            ),
-            endpoint=r.optional_url("ACS_ENDPOINT", schemes=("https", "http")),
-            connection_string=r.connection_string("AZURE_COMMUNICATION_CONNECTION_STRING"),
-        )
-        if not (acs.endpoint or acs.connection_string):
+        acs, twilio = _acs(r), _twilio(r)
+        if acs is None and twilio is None:
             r.problems.append(
-                "ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING is required "
-                "to hang up and transfer calls"
+                "no telephony provider: set ACS_RESOURCE_ID (and ACS_ENDPOINT or "
+                "AZURE_COMMUNICATION_CONNECTION_STRING) for ACS, or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                "for Twilio"
             )
+        vendor, endpoint, deployment, api_key = _model_vendor(r)
         model = ModelSettings(
-            endpoint=r.required_url("AZURE_OPENAI_ENDPOINT", schemes=("https", "wss", "http", "ws")),
-            deployment=r.text("AZURE_OPENAI_DEPLOYMENT", "gpt-realtime"),
-            api_key=r.optional("AZURE_OPENAI_API_KEY"),
+            vendor=vendor,
+            endpoint=endpoint,
+            deployment=deployment,
+            api_key=api_key,
             voice=r.choice("AOAI_VOICE", "sage", VOICES),
             instructions=r.text_file("AOAI_INSTRUCTIONS_FILE")
             or r.text("AOAI_INSTRUCTIONS", DEFAULT_INSTRUCTIONS),
@@ -107,6 +123,7 @@ class MediaSettings:
         settings = cls(
             port=int(r.number("PORT", 8000, low=1, high=65535)),
             acs=acs,
+            twilio=twilio,
             model=model,
             soxr_quality=r.choice("MEDIA_WS_SOXR_QUALITY", "HQ", SOXR_QUALITIES, upper=True),
             transfer_target=r.call_target("TRANSFER_TARGET"),
@@ -125,6 +142,71 @@ class MediaSettings:
         )
         r.check("media host")
         return settings
+
+
+def _acs(r: SettingsReader) -> AcsSettings | None:
+    if r.optional("ACS_RESOURCE_ID") is None and r.optional("TWILIO_ACCOUNT_SID") is not None:
+        return None  # a Twilio-only host
+    acs = AcsSettings(
+        resource_id=r.guid("ACS_RESOURCE_ID"),
+        jwt_issuer=r.url("ACS_JWT_ISSUER", ACS_ISSUER, schemes=("https", "http")),
+        openid_config_url=r.url("ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL, schemes=("https", "http")),
+        endpoint=r.optional_url("ACS_ENDPOINT", schemes=("https", "http")),
+        connection_string=r.connection_string("AZURE_COMMUNICATION_CONNECTION_STRING"),
+    )
+    if not (acs.endpoint or acs.connection_string):
+        r.problems.append(
+            "ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING is required "
+            "to hang up and transfer calls"
+        )
+    return acs
+
+
+def _twilio(r: SettingsReader) -> TwilioSettings | None:
+    """Seed A's names. The stream URL is signed by Twilio as it dialled it: never taken from a header."""
+    if r.optional("TWILIO_ACCOUNT_SID") is None and r.optional("TWILIO_AUTH_TOKEN") is None:
+        return None
+    account_sid = r.required("TWILIO_ACCOUNT_SID")
+    if account_sid and not ACCOUNT_SID.fullmatch(account_sid):
+        r.problems.append("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits")
+    auth_token = r.required("TWILIO_AUTH_TOKEN")
+    media_url = r.required_url("MEDIA_HOST_URL", schemes=("wss", "https", "ws", "http"))
+    scheme, sep, rest = media_url.partition("://")
+    return TwilioSettings(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        api_base_url=r.url("TWILIO_API_BASE_URL", TWILIO_API, schemes=("https", "http")),
+        stream_url={"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest + "/ws/twilio",
+        model_audio="pcm24"
+        if r.choice("TWILIO_MODEL_AUDIO", "pcmu", ("pcmu", "pcm24")) == "pcm24"
+        else "pcmu",
+    )
+
+
+def _model_vendor(r: SettingsReader) -> tuple[Literal["azure", "openai"], str, str, str | None]:
+    """Exactly one realtime vendor: Azure OpenAI (AZURE_OPENAI_ENDPOINT) or OpenAI (OPENAI_API_KEY)."""
+    azure = r.optional("AZURE_OPENAI_ENDPOINT") is not None
+    openai_key = r.optional("OPENAI_API_KEY")
+    if azure and openai_key:
+        r.problems.append(
+            "AZURE_OPENAI_ENDPOINT (Azure OpenAI) and OPENAI_API_KEY (OpenAI) are both set: "
+            "configure one realtime model vendor, not both"
+        )
+    if openai_key and not azure:
+        return (
+            "openai",
+            r.url("OPENAI_BASE_URL", OPENAI_BASE_URL, schemes=MODEL_URL_SCHEMES),
+            r.text("OPENAI_REALTIME_MODEL", DEFAULT_MODEL),
+            openai_key,
+        )
+    if not azure:
+        r.problems.append("AZURE_OPENAI_ENDPOINT is required for Azure OpenAI, or OPENAI_API_KEY for OpenAI")
+    return (
+        "azure",
+        r.optional_url("AZURE_OPENAI_ENDPOINT", schemes=MODEL_URL_SCHEMES) or "ws://invalid",
+        r.text("AZURE_OPENAI_DEPLOYMENT", DEFAULT_MODEL),
+        r.optional("AZURE_OPENAI_API_KEY"),
+    )
 
 
 def _profiles(r: SettingsReader) -> dict[str, str]:

@@ -15,14 +15,14 @@ from typing import Any, Protocol
 
 from common.telemetry import CallIds, Telemetry
 
-from .call_control import CallControl
+from .leg import Leg
 from .settings import MediaSettings
 
 
 @dataclass(frozen=True)
 class ToolContext:
-    ids: CallIds  # the call, as telemetry and Call Automation know it
-    control: CallControl
+    ids: CallIds  # the call, as telemetry and the provider know it
+    leg: Leg  # hang_up() and transfer(target, operation_context=...) through the call's provider
     settings: MediaSettings
     telemetry: Telemetry  # for a tool's own audit events
     speech_finished: Callable[[], Awaitable[None]]  # until the assistant's current answer has played out
@@ -69,7 +69,7 @@ class EndCall:
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         await ctx.speech_finished()  # the goodbye is heard before the line goes dead
         ctx.ending("assistant_ended")
-        await ctx.control.hang_up(ctx.ids)
+        await ctx.leg.hang_up()
         return ToolResult(output=json.dumps({"status": "ended"}), respond=False, closes_call=True)
 
 
@@ -90,9 +90,9 @@ class TransferToAgent:
         self.target = target
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        await ctx.speech_finished()  # "I'm transferring you" is heard before ACS takes the caller away
+        await ctx.speech_finished()  # "I'm transferring you" is heard before the provider takes the caller
         ctx.telemetry.event("TransferRequested", ctx.ids, target=ctx.telemetry.show_number(self.target))
-        await ctx.control.transfer(ctx.ids, self.target, operation_context="transfer_to_agent")
+        await ctx.leg.transfer(self.target, operation_context="transfer_to_agent")
         ctx.ending("transferred")
         return ToolResult(output=json.dumps({"status": "transfer_started"}), respond=False)
 

@@ -14,7 +14,8 @@ from emulators.acs.call_automation import CallAutomationStandIn, CallState
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
 from emulators.app_insights import IngestionEndpoint
-from media_host.app import HOST, MediaHost, create_app
+from media_host.app import create_app
+from media_host.host import HOST, MediaHost
 from media_host.settings import MediaSettings
 from media_host.tools import Tool
 from tests.fake_realtime import FakeRealtime

@@ -1,7 +1,8 @@
-"""A scripted stand-in for the Azure OpenAI Realtime socket.
+"""A scripted stand-in for the Realtime socket of Azure OpenAI and of OpenAI.
 
-It accepts `/openai/v1/realtime?model=...`, checks the credential, records every client event
-with its arrival time, and sends whatever server events the test scripts, when the test says.
+It accepts `/openai/v1/realtime?model=...` (Azure) and `/v1/realtime?model=...` (OpenAI), checks the
+credential, records every client event with its arrival time, and sends whatever server events the
+test scripts, when the test says.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ModelSocket:
     ws: web.WebSocketResponse
     headers: dict[str, str]
     query: dict[str, str]
+    path: str = ""
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -146,6 +148,7 @@ class FakeRealtime:
     async def serve(self) -> str:
         app = web.Application()
         app.router.add_get("/openai/v1/realtime", self._handle)
+        app.router.add_get("/v1/realtime", self._handle)  # OPENAI_BASE_URL=<url>/v1
         self._runner, self.url = await serve(app)
         return self.url
 
@@ -173,7 +176,7 @@ class FakeRealtime:
             raise web.HTTPUnauthorized()
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        socket = ModelSocket(ws, dict(request.headers), dict(request.query))
+        socket = ModelSocket(ws, dict(request.headers), dict(request.query), request.path)
         self.sockets.append(socket)
         self._new_socket.set()
         await socket.send({"type": "session.created", "session": {"id": f"sess_{len(self.sockets)}"}})

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from media_host.audio import FrameCutter, StreamResampler, frame_bytes
+from media_host.audio import FrameCutter, StreamResampler
+from media_host.audio_paths import ULAW8, LegAudio
 from tests.signals import snr_against_sine, tone
 
 
 def test_frame_sizes() -> None:
-    assert (frame_bytes(16_000), frame_bytes(24_000), frame_bytes(8_000)) == (640, 960, 320)
+    sizes = [LegAudio("pcm16", rate).frame_bytes for rate in (16_000, 24_000, 8_000)]
+    assert (*sizes, ULAW8.frame_bytes) == (640, 960, 320, 160)
+
+
+def test_mu_law_tail_is_padded_with_mu_law_silence() -> None:
+    cutter = FrameCutter(ULAW8.frame_bytes, silence=ULAW8.silence)
+    cutter.push(b"\x00" * 10)
+    assert cutter.flush_padded() == (b"\x00" * 10 + b"\xff" * 150, 10)
 
 
 def test_cutter_hands_out_exact_frames_and_pads_the_tail() -> None:

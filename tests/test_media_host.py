@@ -333,7 +333,7 @@ async def test_model_socket_lost_mid_call_is_restored(
     assert "response.create" not in second.types()  # nothing was being said when the socket dropped
     assert received == speech  # held while reconnecting, none lost
     assert not leg.closed
-    assert next(iter(host.state.calls)).stats.reconnects == 1
+    assert next(iter(host.state.calls)).model.reconnects == 1
     await leg.close()
 
 
@@ -456,7 +456,7 @@ async def test_malformed_messages_are_counted_and_dropped(
     await leg.stream(speech, realtime=False)
 
     assert await socket.wait_audio_bytes(len(speech)) == speech  # the call goes on
-    stats = next(iter(host.state.calls)).stats
+    stats = next(iter(host.state.calls)).leg
     assert dict(stats.malformed) == {
         "not_json": 1,
         "not_object": 2,  # the deep one is refused at its first "[", before any nesting
@@ -587,3 +587,40 @@ async def test_concurrency_cap_refuses_with_503(
     await second.close()
     await third.close()
     assert host.state.refused["capacity"] == 1
+
+
+async def test_observers_are_told_what_happens_and_cannot_break_the_call(
+    start_media_host: StartMediaHost, model: FakeRealtime, acs: CallAutomationStandIn
+) -> None:
+    from media_host.call_events import CallEnded, CallEvent, MediaConnected, ToolUsed, TurnTaken
+
+    seen: list[CallEvent] = []
+
+    class Transcript:
+        def on_call_event(self, ids: object, event: CallEvent) -> None:
+            seen.append(event)
+
+    class Broken:
+        def on_call_event(self, ids: object, event: CallEvent) -> None:
+            raise RuntimeError("an observer's bug")
+
+    host = await start_media_host()
+    host.state.observers.extend([Broken(), Transcript()])
+    leg = await host.call()
+    socket = await model.socket()
+    await socket.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1",
+                       "content_index": 0, "transcript": "Bye now."})  # fmt: skip
+    await socket.function_call("resp_bye", "end_call", {}, call_id="call_1")
+    await socket.response_done("resp_bye")
+    await acs.wait_for("terminate", call_connection_id=leg.call_connection_id)
+    await leg.wait_closed()
+    await host.wait_calls(0)
+
+    kinds = [type(e) for e in seen]
+    assert kinds[0] is MediaConnected and kinds[-1] is CallEnded
+    assert [e.turn.text for e in seen if isinstance(e, TurnTaken)] == ["Bye now."]
+    assert [(e.name, e.outcome) for e in seen if isinstance(e, ToolUsed)] == [("end_call", "ok")]
+    ended = seen[-1]
+    assert isinstance(ended, CallEnded) and (ended.why, ended.who, ended.tools) == (
+        "assistant_ended", "assistant", {"end_call": 1},
+    )  # fmt: skip

@@ -36,7 +36,7 @@ async def test_audio_with_non_ascii_characters_is_dropped_and_the_call_goes_on(
     await leg.stream(speech, realtime=False)
 
     assert await socket.wait_audio_bytes(len(speech)) == speech
-    assert next(iter(host.state.calls)).stats.malformed == {"audio_not_base64": 3}
+    assert next(iter(host.state.calls)).leg.malformed == {"audio_not_base64": 3}
     assert not leg.closed
     await leg.close()
 
@@ -116,7 +116,7 @@ async def test_message_too_big_for_the_transport_hangs_the_call_up(
     await leg.send_raw(json.dumps({"kind": "AudioData", "audioData": {"data": "A" * 100_000}}))
     await leg.stream(tone(300, 0.1, 24_000), realtime=False)
     await asyncio.sleep(0.1)
-    assert session.stats.malformed == {"oversized": 1} and not leg.closed  # dropped, the call goes on
+    assert session.leg.malformed == {"oversized": 1} and not leg.closed  # dropped, the call goes on
 
     await leg.send_raw("A" * (1 << 20) + "A")  # over what the transport takes: it must close
     await acs.wait_for("terminate", call_connection_id=leg.call_connection_id)
@@ -167,9 +167,9 @@ async def test_a_flood_of_bad_input_logs_a_few_lines(
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("media_host")]
     assert len(lines) < 30, lines  # 1,500 bad inputs: a line per kind of trouble (bounded), the summary
     assert max(map(len, lines)) <= log_safety.MAX_LOG_CHARS + 50
-    assert sum(session.stats.unknown_kinds.values()) == 300
-    assert len(session.stats.unknown_kinds) == 17  # 16 names, then "other": the sender cannot grow it
-    assert session.stats.malformed["not_json"] == 300
+    assert sum(session.leg.unknown_kinds.values()) == 300
+    assert len(session.leg.unknown_kinds) == 17  # 16 names, then "other": the sender cannot grow it
+    assert session.leg.malformed["not_json"] == 300
     assert session.stats.model_malformed["not_json"] == 300
     assert sum(session.stats.model_errors.values()) == 300 and len(session.stats.model_errors) == 17
 

@@ -1,13 +1,12 @@
 """Property-based tests of the media host's two parsers and of playback alignment (Hypothesis).
 
-Whatever arrives, a parser gives a typed event or a reason from a bounded set; never another
-exception. And however the model cuts its audio into deltas, the caller hears the same bytes.
+Whatever arrives (tests/strategies.py), a parser gives a typed event or a reason from a bounded
+set; never another exception. And however the model cuts its audio into deltas, the caller hears the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -15,23 +14,13 @@ from hypothesis import strategies as st
 
 from media_host import realtime_protocol as rt
 from media_host.acs_media import InboundMessage, MalformedMessage, parse_inbound
+from media_host.audio_paths import PCM24, to_leg
 from media_host.playback import Playback
+from tests.strategies import any_of_bodies
 
 SETTINGS = settings(
     max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**40), max_value=10**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30)
-)
-json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20,
-)  # fmt: skip
 
 ACS_VALID: list[dict[str, Any]] = [
     {"kind": "AudioData", "audioData": {"data": base64.b64encode(bytes(960)).decode(), "silent": False}},
@@ -50,34 +39,6 @@ MODEL_VALID: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    return found
-
-
-@st.composite
-def mutated(draw: st.DrawFn, valid: list[dict[str, Any]]) -> str:
-    """A real message shape with one value anywhere replaced by any JSON value."""
-    message = json.loads(json.dumps(draw(st.sampled_from(valid))))
-    path = draw(st.sampled_from(_paths(message)))
-    target = message
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = draw(json_values)
-    return json.dumps(message)
-
-
-texts = st.one_of(
-    json_values.map(json.dumps),
-    st.text(max_size=200),
-    st.binary(max_size=200),
-    st.sampled_from(["[" * 100_000, '{"kind":' + "9" * 5000 + "}", '{"kind":"\\ud800"}', b'{"kind":"\xff"}']),
-)
-
-
 def acs_parse(text: str | bytes) -> InboundMessage | str:
     try:
         return parse_inbound(text)
@@ -93,7 +54,7 @@ def model_parse(text: str | bytes) -> rt.ServerEvent | str:
 
 
 @SETTINGS
-@given(st.one_of(texts, mutated(ACS_VALID)))
+@given(any_of_bodies(ACS_VALID))
 @example(
     '{"kind": "AudioData", "audioData": {"data": "\u00e9\u00e9\u00e9\u00e9"}}'
 )  # once hung up every call
@@ -104,7 +65,7 @@ def test_acs_messages_become_an_event_or_a_short_reason(text: str | bytes) -> No
 
 
 @SETTINGS
-@given(st.one_of(texts, mutated(MODEL_VALID)))
+@given(any_of_bodies(MODEL_VALID))
 def test_model_events_become_an_event_or_a_short_reason(text: str | bytes) -> None:
     result = model_parse(text)
     if isinstance(result, str):
@@ -119,7 +80,9 @@ def test_model_events_become_an_event_or_a_short_reason(text: str | bytes) -> No
 @given(st.binary(min_size=2, max_size=4000).filter(lambda b: len(b) % 2 == 0), st.data())
 def test_any_cut_of_the_model_audio_plays_the_same_bytes(pcm: bytes, data: st.DataObject) -> None:
     cuts = sorted(data.draw(st.sets(st.integers(1, len(pcm) - 1), max_size=12)) if len(pcm) > 1 else [])
-    playback = Playback(_never_sent, call_rate=24_000, quality="HQ", lead_ms=60, max_queued_seconds=10)
+    playback = Playback(
+        _never_sent, leg=PCM24, to_leg=to_leg("pcm24", PCM24, "HQ"), lead_ms=60, max_queued_seconds=10
+    )
     for a, b in zip([0, *cuts], [*cuts, len(pcm)], strict=True):
         playback.push("r", "i", pcm[a:b])
     playback.finish_item("r", "i")
@@ -127,5 +90,5 @@ def test_any_cut_of_the_model_audio_plays_the_same_bytes(pcm: bytes, data: st.Da
     assert b"".join(frames)[: len(pcm)] == pcm
 
 
-async def _never_sent(text: str) -> None:
+async def _never_sent(frame: bytes, item_id: str, sent: int) -> None:
     raise AssertionError("the pump is not running")

@@ -1,7 +1,10 @@
-"""How the media host authenticates to the model: Entra ID through the real DefaultAzureCredential."""
+"""How the media host authenticates to Azure OpenAI: a key, or Entra ID through the real
+DefaultAzureCredential (OpenAI's bearer key: tests/test_openai_vendor.py)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -10,7 +13,7 @@ from azure.core.credentials import AccessToken
 
 from emulators.managed_identity import ManagedIdentityEndpoint
 from media_host.model_link import BearerTokenCache
-from tests.conftest import StartMediaHost
+from tests.conftest import MODEL_KEY, StartMediaHost
 from tests.fake_realtime import FakeRealtime
 
 CLIENT_ID = "0b3f5c1e-7a2d-4e8f-9c6b-2d1e0f9a8b7c"
@@ -25,6 +28,25 @@ async def identity(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ManagedIden
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT_ID)  # the user-assigned identity, as in Container Apps
     yield endpoint
     await endpoint.close()
+
+
+async def test_azure_key_goes_in_the_api_key_header_on_the_ga_path(
+    start_media_host: StartMediaHost, model: FakeRealtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    host = await start_media_host()
+    leg = await host.call()
+    socket = await model.socket()
+    await socket.wait_for("session.update")
+
+    assert (socket.path, socket.query) == ("/openai/v1/realtime", {"model": "gpt-realtime"})
+    headers = {name.lower(): value for name, value in socket.headers.items()}
+    assert headers["api-key"] == MODEL_KEY
+    assert "authorization" not in headers
+    assert "openai-beta" not in headers
+    (started,) = (json.loads(m) for r in caplog.records if '"ModelSessionStarted"' in (m := r.getMessage()))
+    assert (started["deployment"], started["auth_mode"]) == ("gpt-realtime", "api-key")  # the audit record
+    await leg.close()
 
 
 async def test_entra_token_from_managed_identity_reaches_model(

@@ -17,10 +17,16 @@ BASE = {
 }
 
 
+AZURE_ONLY = {k: v for k, v in BASE.items() if k != "AZURE_OPENAI_ENDPOINT"}
+OPENAI_KEY = "sk-test-0123456789abcdef"
+
+
 def test_defaults_for_production() -> None:
     s = MediaSettings.from_env(BASE)
+    assert s.model.vendor == "azure"
     assert s.model.realtime_url() == "wss://contoso.openai.azure.com/openai/v1/realtime?model=gpt-realtime"
     assert s.model.api_key is None  # Entra ID
+    assert s.acs is not None and s.twilio is None  # a provider's settings make it served
     assert s.acs.endpoint == "https://contoso.communication.azure.com"
     assert s.acs.jwt_issuer == "https://acscallautomation.communication.azure.com"
     assert (s.soxr_quality, s.model.voice, s.model.instructions) == ("HQ", "sage", DEFAULT_INSTRUCTIONS)
@@ -37,6 +43,62 @@ def test_defaults_for_production() -> None:
 )
 def test_model_endpoint_schemes(endpoint: str, url: str) -> None:
     assert MediaSettings.from_env({**BASE, "AZURE_OPENAI_ENDPOINT": endpoint}).model.realtime_url() == url
+
+
+def test_openai_api_key_selects_openai() -> None:
+    s = MediaSettings.from_env({**AZURE_ONLY, "OPENAI_API_KEY": OPENAI_KEY})
+    assert (s.model.vendor, s.model.deployment, s.model.api_key) == ("openai", "gpt-realtime", OPENAI_KEY)
+    assert s.model.realtime_url() == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "url"),
+    [
+        ("https://api.openai.com/v1/", "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1"),
+        ("http://127.0.0.1:8765/v1", "ws://127.0.0.1:8765/v1/realtime?model=gpt-realtime-2.1"),
+        (
+            "wss://gateway.example/openai/v1",
+            "wss://gateway.example/openai/v1/realtime?model=gpt-realtime-2.1",
+        ),
+    ],
+)
+def test_openai_base_url_and_model(base_url: str, url: str) -> None:
+    env = {
+        **AZURE_ONLY,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_REALTIME_MODEL": "gpt-realtime-2.1",
+        "AZURE_OPENAI_DEPLOYMENT": "ignored without AZURE_OPENAI_ENDPOINT",
+    }
+    assert MediaSettings.from_env(env).model.realtime_url() == url
+
+
+def test_both_vendors_configured_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError) as caught:
+        MediaSettings.from_env({**BASE, "OPENAI_API_KEY": OPENAI_KEY, "AZURE_OPENAI_API_KEY": "azure-secret"})
+    message = str(caught.value)
+    assert (
+        "AZURE_OPENAI_ENDPOINT (Azure OpenAI) and OPENAI_API_KEY (OpenAI) are both set: "
+        "configure one realtime model vendor, not both"
+    ) in message
+    assert message.count("\n  - ") == 1  # one clear line, not one per vendor
+    assert OPENAI_KEY not in message and "azure-secret" not in message
+
+
+def test_no_vendor_is_refused_naming_both_options() -> None:
+    with pytest.raises(SettingsError) as caught:
+        MediaSettings.from_env({**AZURE_ONLY, "OPENAI_BASE_URL": "http://127.0.0.1:8765/v1"})
+    assert "AZURE_OPENAI_ENDPOINT is required for Azure OpenAI, or OPENAI_API_KEY for OpenAI" in str(
+        caught.value
+    )
+
+
+def test_malformed_openai_base_url_is_named_without_its_value() -> None:
+    env = {**AZURE_ONLY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": "api.openai.com/v1"}
+    with pytest.raises(SettingsError) as caught:
+        MediaSettings.from_env(env)
+    assert "OPENAI_BASE_URL must be a URL starting with https://" in str(caught.value)
+    assert "api.openai.com" not in str(caught.value)
 
 
 def test_every_problem_is_named_at_once() -> None:
@@ -87,7 +149,8 @@ def test_connection_string_alone_is_enough_for_call_control() -> None:
     env["AZURE_COMMUNICATION_CONNECTION_STRING"] = (
         "endpoint=https://contoso.communication.azure.com/;accesskey=a2V5"
     )
-    assert MediaSettings.from_env(env).acs.connection_string is not None
+    acs = MediaSettings.from_env(env).acs
+    assert acs is not None and acs.connection_string is not None
     with pytest.raises(
         SettingsError,
         match=re.escape("ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING"),

@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.identifiers import IdentifierError, from_raw_id, from_wire
 from emulators.serving import serve
 
 __all__ = ["CallAutomationStandIn", "CallState", "IncomingCall", "RecordedRequest"]
@@ -58,14 +59,6 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("DELETE", re.compile(rf"^/calling/callConnections/{_CALL_ID}$"), "hangup_leg"),
     ("POST", re.compile(rf"^/calling/callConnections/{_CALL_ID}:terminate$"), "terminate"),
     ("POST", re.compile(rf"^/calling/callConnections/{_CALL_ID}:transferToParticipant$"), "transfer"),
-)
-
-_IDENTIFIER_KINDS = (
-    ("communicationUser", "communicationUser"),
-    ("phoneNumber", "phoneNumber"),
-    ("microsoftTeamsUser", "microsoftTeamsUser"),
-    ("microsoftTeamsApp", "microsoftTeamsApp"),
-    ("teamsExtensionUser", "teamsExtensionUser"),
 )
 
 
@@ -168,25 +161,11 @@ def _acs_error_response(status: int, code: str, message: str) -> web.Response:
 
 def _normalise_identifier(model: Any, what: str) -> dict[str, Any]:
     """Fill in the ``kind``/``rawId`` the service adds in responses (the SDK's deserialiser needs rawId)."""
-    if not isinstance(model, dict):
-        raise _AcsError(400, "BadRequest", f"{what} must be a CommunicationIdentifierModel object")
-    out = dict(model)
-    for key, kind in _IDENTIFIER_KINDS:
-        if key in out:
-            out.setdefault("kind", kind)
-            break
-    else:
-        out.setdefault("kind", "unknown")
-    if "rawId" not in out:
-        inner = out.get(out["kind"])
-        inner = inner if isinstance(inner, dict) else {}
-        if out["kind"] == "phoneNumber" and inner.get("value"):
-            out["rawId"] = f"4:{inner['value']}"
-        elif out["kind"] == "communicationUser" and inner.get("id"):
-            out["rawId"] = str(inner["id"])
-        else:
-            raise _AcsError(400, "BadRequest", f"{what} needs a rawId")
-    return out
+    try:
+        identity = from_wire(model, what)
+    except IdentifierError as exc:
+        raise _AcsError(400, "BadRequest", str(exc)) from None
+    return {**model, "kind": identity.kind, "rawId": identity.raw_id}
 
 
 def _require_str(body: dict[str, Any], key: str) -> str:
@@ -558,7 +537,7 @@ class CallAutomationStandIn:
         call = self._new_call(body, "connecting")
         call.targets = targets
         user_id = (body.get("source") or {}).get("id") or self.bot_user_id
-        call.source = {"kind": "communicationUser", "rawId": user_id, "communicationUser": {"id": user_id}}
+        call.source = from_raw_id(user_id).wire()
         call.source_caller_id_number = caller_id
         call.source_display_name = body.get("sourceDisplayName")
         self.calls[call.call_connection_id] = call

@@ -25,6 +25,8 @@ from typing import Any
 
 import aiohttp
 
+from common.identifiers import from_raw_id, parse_target
+
 from .call_automation import CallAutomationStandIn, CallState, IncomingCall, RecordedRequest
 from .media_leg import MediaLeg
 from .tokens import AcsTokenIssuer
@@ -41,13 +43,9 @@ MEDIA_UNREACHABLE = {
 SUBSCRIPTION = "local-incoming-call"
 
 
-def identifier(raw_id: str) -> dict[str, Any]:
-    """The wire model of an identifier, from its raw id (`4:+1...` phone, `8:acs:...` user)."""
-    if raw_id.startswith("+"):
-        raw_id = "4:" + raw_id
-    if raw_id.startswith("4:"):
-        return {"kind": "phoneNumber", "rawId": raw_id, "phoneNumber": {"value": raw_id[2:]}}
-    return {"kind": "communicationUser", "rawId": raw_id, "communicationUser": {"id": raw_id}}
+def identifier(who: str) -> dict[str, Any]:
+    """The wire model of a party: an E.164 number, or any raw id (`4:+1...`, `8:acs:...`, `4:anonymous`)."""
+    return (parse_target(who) if who.startswith("+") else from_raw_id(who)).wire()
 
 
 class EventGridHandshakeFailed(RuntimeError):

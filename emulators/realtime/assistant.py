@@ -263,7 +263,7 @@ class Dialog:
         self.booked = False
         self.awaiting = Awaiting.NOTHING
         self.greeted = False
-        self.ended = False
+        self.resuming = False  # the conversation was put back into a new session, which has not spoken yet
         self.last_reply: Reply | None = None
 
     # -- the replies ----------------------------------------------------------------------------
@@ -271,21 +271,17 @@ class Dialog:
         self.greeted = True
         return self._say(Reply(GREETING, Awaiting.NOTHING, GREETING.index("How")))
 
-    def resume(self) -> Reply:
-        """First reply of a session that continues an interrupted call: no second greeting."""
-        self.greeted = True
-        question = self._next_question()
-        text = "Sorry, we were cut off. " + (question.text if question else "How can I help you?")
-        awaiting = question.awaiting if question else Awaiting.NOTHING
-        return self._say(Reply(text, awaiting, len("Sorry, we were cut off. ")))
-
     def prompt(self) -> Reply:
         """A response was asked for with nothing new to answer."""
-        question = self._next_question()
-        if question is not None:
-            return self._say(question)
         if not self.greeted:
             return self.greet()
+        question = self._next_question()
+        if self.resuming:  # the answer the caller was waiting for was lost with the old connection
+            prefix = "Sorry, we were cut off. "
+            follow = question or Reply("How can I help you?", Awaiting.NOTHING, 0)
+            return self._say(Reply(prefix + follow.text, follow.awaiting, len(prefix) + follow.question_at))
+        if question is not None:
+            return self._say(question)
         text = "Is there anything else I can help you with?"
         return self._say(Reply(text, Awaiting.ANYTHING_ELSE, 0))
 
@@ -363,18 +359,22 @@ class Dialog:
         if heard_chars < reply.question_at + question_len // 2:
             self.awaiting = Awaiting.NOTHING  # the question was not heard: a "yes" must not book
 
-    def restore(self, history: str) -> None:
-        """Rebuild the booking from a transcript ("Caller: ..." lines) after a reconnect."""
-        for line in history.splitlines():
-            role, _, text = line.partition(":")
-            if role.strip().lower() == "caller" and text.strip():
-                self.hear(text)
-        self.ended = False
+    def recall(self, said: str | None, answer: str) -> None:
+        """A past exchange put back into a new session: the caller's words (if any) and the answer
+        the caller heard, so the dialog continues where the call was."""
+        if said is not None:
+            reply = self.hear(said)
+            # the answer may have been cut short (barge-in, or the drop itself): heard as far as it matches
+            matching = (n for n, (a, b) in enumerate(zip(reply.text, answer, strict=False)) if a != b)
+            self.heard_only(reply, next(matching, min(len(reply.text), len(answer))))
+        self.greeted = True
+        self.resuming = True
 
     # -- helpers --------------------------------------------------------------------------------
     def _say(self, reply: Reply) -> Reply:
         self.awaiting = reply.awaiting
         self.last_reply = reply
+        self.resuming = False
         return reply
 
     def _reprompt(self) -> Reply:
@@ -385,7 +385,6 @@ class Dialog:
         return self._say(Reply(prefix + follow, awaiting, len(prefix)))
 
     def _goodbye(self) -> Reply:
-        self.ended = True
         call = ToolCall("end_call", {"reason": "caller said goodbye"}) if "end_call" in self.tools else None
         return self._say(Reply(GOODBYE, Awaiting.NOTHING, -1, call))
 

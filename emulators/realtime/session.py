@@ -371,7 +371,10 @@ class EngineSession:
         if previous is not None and previous != "root" and previous not in self._items:
             raise ClientError("invalid_value", f"previous_item_id {previous!r} not found", "previous_item_id")
         if item.type == "message" and item.role == "assistant":
+            # A past answer put back (a reconnected call restores its conversation this way): what it
+            # answered is answered, and the dialog catches up on both.
             item.answered = True
+            self._dialog.recall(self._said(self._take_inputs()), item.text)
         previous_id = self._last_item_id()
         self._add_item(item, previous_id)
         self._emit({"type": "conversation.item.done", "previous_item_id": previous_id, "item": item.wire()})
@@ -515,6 +518,18 @@ class EngineSession:
         quoted = _QUOTED.search(instructions or "")
         if quoted:
             return dialog.say(quoted.group(1).strip())
+        inputs = self._take_inputs()
+        said = self._said(inputs)
+        if said is not None:
+            return dialog.hear(said)
+        outputs = [i for i in inputs if i.type == "function_call_output"]
+        if outputs:
+            call = next((c for c in self._items.values() if c.call_id == outputs[-1].call_id), None)
+            return dialog.tool_result(call.name if call else "", outputs[-1].output)
+        return dialog.prompt()
+
+    def _take_inputs(self) -> list[Item]:
+        """The caller's messages and tool outputs no answer has used yet, now marked as used."""
         inputs = [
             i
             for i in self._items.values()
@@ -523,21 +538,13 @@ class EngineSession:
         ]
         for i in inputs:
             i.answered = True
-        said = [i.text for i in inputs if i.type == "message"]
-        if said:
-            return dialog.hear(" ".join(said))
-        outputs = [i for i in inputs if i.type == "function_call_output"]
-        if outputs:
-            call = next((c for c in self._items.values() if c.call_id == outputs[-1].call_id), None)
-            return dialog.tool_result(call.name if call else "", outputs[-1].output)
-        if not dialog.greeted:
-            session_instructions = self._settings.instructions
-            if "do not greet again" in session_instructions.lower():
-                _, _, history = session_instructions.partition("Conversation so far:")
-                dialog.restore(history)
-                return dialog.resume()
-            return dialog.greet()
-        return dialog.prompt()
+        return inputs
+
+    @staticmethod
+    def _said(inputs: list[Item]) -> str | None:
+        """What the caller's messages among `inputs` said (maybe nothing audible); None without any."""
+        messages = [i.text for i in inputs if i.type == "message"]
+        return " ".join(messages) if messages else None
 
     async def _speak(self, resp: LiveResponse, end_of_turn_at: float | None) -> None:
         config = self._engine.config

@@ -1,5 +1,6 @@
-// Azure OpenAI with one gpt-realtime deployment. Keys are disabled: the media host connects with its
-// managed identity (Cognitive Services OpenAI User, roles.bicep), which needs the custom subdomain.
+// Azure OpenAI with one realtime model deployment (model name and version are azd parameters). Keys
+// are disabled: the media host connects with its managed identity (Cognitive Services OpenAI User,
+// roles.bicep), which needs the custom subdomain.
 
 param location string
 param tags object

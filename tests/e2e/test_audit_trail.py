@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from emulators.acs.caller import converse, script
 from emulators.acs.emulator import EmulatedCall
 from emulators.app_insights import IngestionEndpoint
+from emulators.caller import converse, script
+from local_stack.records import CallRecord
 from local_stack.stack import LocalStack
-from media_host.call_session import CallSession
 from tests.e2e.conftest import local_stack
 
 LINES = {line.file: line for line in script()}
@@ -32,11 +32,11 @@ async def stack(ingestion: IngestionEndpoint) -> AsyncIterator[LocalStack]:
 
 async def call_to_the_end(
     stack: LocalStack, lines: tuple[str, ...], *, on_media: Any = None
-) -> tuple[EmulatedCall, CallSession]:
+) -> tuple[EmulatedCall, CallRecord]:
     call = await stack.emulator.incoming_call(stack.incoming_call_url, caller=CALLER)
     async with asyncio.timeout(10):
         await call.media_ready.wait()
-        while (session := stack.session(call.call_connection_id or "")) is None:
+        while (record := stack.record(call.call_connection_id or "")) is None:
             await asyncio.sleep(0.02)
     assert call.leg is not None
     if on_media is not None:
@@ -44,7 +44,7 @@ async def call_to_the_end(
     await converse(call.leg, tuple(LINES[name] for name in lines))
     async with asyncio.timeout(30):
         await call.ended.wait()
-    return call, session
+    return call, record
 
 
 def of_call(ingestion: IngestionEndpoint, correlation_id: str) -> list[dict[str, Any]]:
@@ -143,11 +143,11 @@ async def test_a_dead_ingestion_endpoint_costs_the_call_nothing(
 
     for call in (alive_call, dead_call):
         assert call.end_reason == "hung_up_by_app" and call.callback_types()[-1] == "CallDisconnected"
-    assert len(alive.stats.turn_latency_ms) == len(dead.stats.turn_latency_ms) == 2
+    assert len(alive.turn_latency_ms) == len(dead.turn_latency_ms) == 2
     baseline, without = (
-        statistics.median(alive.stats.turn_latency_ms),
-        statistics.median(dead.stats.turn_latency_ms),
+        statistics.median(alive.turn_latency_ms),
+        statistics.median(dead.turn_latency_ms),
     )
-    assert abs(without - baseline) < 100, (alive.stats.turn_latency_ms, dead.stats.turn_latency_ms)
-    assert dead.stats.first_audio_ms is not None and alive.stats.first_audio_ms is not None
-    assert abs(dead.stats.first_audio_ms - alive.stats.first_audio_ms) < 100
+    assert abs(without - baseline) < 100, (alive.turn_latency_ms, dead.turn_latency_ms)
+    assert dead.first_audio_ms is not None and alive.first_audio_ms is not None
+    assert abs(dead.first_audio_ms - alive.first_audio_ms) < 100

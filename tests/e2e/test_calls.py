@@ -3,60 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-import wave
 from pathlib import Path
 
 import aiohttp
-import numpy as np
+import pytest
 
-from emulators.acs.caller import at_rate, converse, script, wait_for_assistant_turn
 from emulators.acs.emulator import EmulatedCall
+from emulators.caller import at_rate, converse, script, wait_for_assistant_turn
 from functions import runtime as functions_runtime
-from local_stack import demo
+from local_stack.records import CallRecord
 from local_stack.stack import LocalStack
-from media_host.call_session import CallSession
+from tests.e2e.conftest import run_demo
 
 LINES = {line.file: line for line in script()}
 
 
-async def session_of(stack: LocalStack, call: EmulatedCall) -> CallSession:
+async def record_of(stack: LocalStack, call: EmulatedCall) -> CallRecord:
     async with asyncio.timeout(10):
-        while (session := stack.session(call.call_connection_id or "")) is None:
+        while (record := stack.record(call.call_connection_id or "")) is None:
             await asyncio.sleep(0.02)
-    return session
+    return record
 
 
-def test_demo_books_a_table_and_the_assistant_hangs_up(tmp_path: Path, monkeypatch) -> None:
+def test_demo_books_a_table_and_the_assistant_hangs_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`make demo` itself: the exit code, the transcript and the stereo recording it leaves."""
-    for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_COMMUNICATION_CONNECTION_STRING", "ACS_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    saved = dict(os.environ)
-    try:
-        assert demo.main(tmp_path) == 0
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    call = run_demo(tmp_path, "acs", monkeypatch)
 
-    (transcript_file,) = tmp_path.glob("call-*.json")
-    transcript = json.loads(transcript_file.read_text())
-    summary = transcript["summary"]
-    assert summary["hang_up"] == "hung_up_by_app" and summary["media_host_end_reason"] == "assistant_ended"
-    assert summary["tools"] == {"end_call": 1}
-    assert summary["callbacks"] == ["CallConnected", "MediaStreamingStarted", "CallDisconnected"]
-    assistant = " ".join(t["text"] for t in transcript["turns"] if t["role"] == "assistant")
-    assert "table for two on friday at seven thirty is booked" in assistant.lower()
-    caller = " ".join(t["text"] for t in transcript["turns"] if t["role"] == "caller")
-    assert "book a table" in caller
-
-    (recording,) = tmp_path.glob("call-*.wav")
-    with wave.open(str(recording)) as w:
-        assert (w.getnchannels(), w.getframerate()) == (2, 24_000)
-        stereo = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).astype(float)
-    caller_seconds, assistant_seconds = (float((np.abs(stereo[:, ch]) > 500).sum()) / 24_000 for ch in (0, 1))
-    assert caller_seconds > 5 and assistant_seconds > 10  # both sides are really in the recording
+    assert call.summary["hang_up"] == "hung_up_by_app"
+    assert call.summary["media_host_end_reason"] == "assistant_ended"
+    assert call.summary["tools"] == {"end_call": 1}
+    assert call.summary["callbacks"] == ["CallConnected", "MediaStreamingStarted", "CallDisconnected"]
+    assert "table for two on friday at seven thirty is booked" in call.said("assistant")
+    assert "book a table" in call.said("caller")
+    assert call.rate == 24_000
+    assert call.sound_seconds(0) > 5 and call.sound_seconds(1) > 10  # both sides are really in the recording
 
 
 async def test_barge_in_stops_the_assistant_and_it_answers_the_new_question(stack: LocalStack) -> None:
@@ -65,7 +49,7 @@ async def test_barge_in_stops_the_assistant_and_it_answers_the_new_question(stac
         await call.media_ready.wait()
     leg = call.leg
     assert leg is not None
-    session = await session_of(stack, call)
+    record = await record_of(stack, call)
     async with asyncio.timeout(10):
         while not leg.heard():
             await asyncio.sleep(0.02)
@@ -75,13 +59,13 @@ async def test_barge_in_stops_the_assistant_and_it_answers_the_new_question(stac
     await leg.say(at_rate(question.pcm, leg.sample_rate))  # talks over the greeting
     await wait_for_assistant_turn(leg, since=time.monotonic(), quiet_s=0.8, timeout_s=20)
 
-    assert len(session.stats.barge_ins) == 1
-    detected = session.stats.barge_ins[0]
+    assert len(record.barge_ins) == 1
+    detected = record.barge_ins[0]
     stop = await leg.wait_for("StopAudio")
     heard_greeting = [f for f in leg.heard() if f.start < stop.at]
     assert heard_greeting[-1].start + 0.020 - detected <= 0.100  # the caller stops hearing it within 100 ms
     assert 0 <= stop.at - detected <= 0.100
-    answers = [t for t in session.turns if t.role == "assistant"]
+    answers = [t for t in record.turns if t.role == "assistant"]
     assert answers[0].interrupted  # the greeting, cut short
     assert "open from five to eleven" in answers[-1].text.lower()  # the new question is answered
     await stack.emulator.caller_hangs_up(call)

@@ -1,10 +1,10 @@
-"""Helpers over the bundled caller recordings (read by emulators.acs.caller): framing and measuring."""
+"""Helpers over the bundled caller recordings (read by emulators.caller): framing and measuring."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from emulators.acs.caller import CALLER_DIR, RATE, CallerLine, script
+from emulators.caller import CALLER_DIR, RATE, CallerLine, script
 
 __all__ = ["CALLER_DIR", "RATE", "CallerLine", "frames", "measure_speech_bounds", "script"]
 

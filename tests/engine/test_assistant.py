@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulators.realtime.asr import normalise, shared_model
-from emulators.realtime.assistant import HOURS_ANSWER, Awaiting, Dialog, caller_phrases, words_of
+from emulators.realtime.assistant import GREETING, HOURS_ANSWER, Awaiting, Dialog, caller_phrases, words_of
 
 
 def test_the_bundled_conversation_books_a_table_and_ends_the_call() -> None:
@@ -88,15 +88,25 @@ def test_a_confirmation_the_caller_did_not_hear_does_not_book() -> None:
     assert not dialog.booked and reply.awaiting is Awaiting.CONFIRM
 
 
-def test_a_reconnected_session_rebuilds_the_booking_from_the_history() -> None:
+def test_a_recalled_conversation_continues_where_it_was() -> None:
     dialog = Dialog()
-    dialog.restore(
-        "User: hello\nCaller: a table for two please\nAssistant: What day?\nCaller: friday at seven"
-    )
+    dialog.recall(None, GREETING)
+    dialog.recall("a table for two please", "A table for two. What day and time would you like?")
+    dialog.recall("friday at seven", "So that's a table for two on Friday at seven. Shall I book it?")
     assert (dialog.booking.party, dialog.booking.day, dialog.booking.time) == (2, "friday", 19 * 60)
-    assert dialog.resume().text == (
-        "Sorry, we were cut off. So that's a table for two on Friday at seven. Shall I book it?"
+    assert dialog.hear("yes").text.startswith("Great, your table for two on Friday at seven is booked.")
+
+
+def test_a_recalled_answer_that_was_lost_is_given_again_without_a_greeting() -> None:
+    dialog = Dialog()
+    dialog.recall("a table for two on friday at seven", "So that's a table [cut off: the caller interrupted]")
+    assert dialog.awaiting is Awaiting.NOTHING  # "Shall I book it?" was never heard: a "yes" must not book
+    again = dialog.prompt()
+    assert (
+        again.text == "Sorry, we were cut off. So that's a table for two on Friday at seven. Shall I book it?"
     )
+    assert again.awaiting is Awaiting.CONFIRM
+    assert dialog.prompt().text == "So that's a table for two on Friday at seven. Shall I book it?"
 
 
 def test_every_word_the_rules_need_is_in_the_recogniser_vocabulary() -> None:

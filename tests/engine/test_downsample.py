@@ -31,7 +31,7 @@ def test_bit_exact_in_every_process() -> None:
     """soxr's stream was not, and pocketsphinx changed words on last-bit differences."""
     probe = (
         "import hashlib, numpy as np; from emulators.realtime.downsample import Downsampler; "
-        "from emulators.acs.caller import script; d = Downsampler(); x = np.frombuffer(script()[0].pcm, np.int16); "
+        "from emulators.caller import script; d = Downsampler(); x = np.frombuffer(script()[0].pcm, np.int16); "
         "print(hashlib.sha256(b''.join(d.process(x[i:i+480]).tobytes() for i in range(0, len(x), 480))).hexdigest())"
     )
     digests = {

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from emulators.realtime.assistant import GREETING, HOURS_ANSWER
+from media_host import realtime_protocol as rt
 
 from .caller import script
 from .conformance import GA_SERVER_EVENTS, problems
@@ -350,17 +351,44 @@ async def test_response_instructions_with_quoted_words_are_spoken(connect: Conne
     assert client.transcript_of(done["id"]) == "One moment please."
 
 
-async def test_a_reconnected_session_does_not_greet_again(connect: Connect) -> None:
-    client = await connect(pace=0)
-    history = "Caller: a table for two please\nAssistant: What day and time?\nCaller: friday at seven"
-    await client.update(
-        instructions="Be brief.\n\nThe connection was briefly interrupted mid-call. Continue naturally from "
-        f"here; do not greet again. Conversation so far:\n{history}"
+async def restore(client: RealtimeClient, turns: list[tuple[str, str]]) -> None:
+    """The conversation put back into a new session exactly as the media host does it after a drop."""
+    await client.update()
+    for role, text in turns:
+        await client.ws.send_str(rt.message_item(role, text))
+    await client.wait_for("conversation.item.done", count=len(turns))
+
+
+async def test_a_reconnected_session_continues_where_it_was(connect: Connect) -> None:
+    first = await connect(pace=0)
+    await greet(first)
+    greeting = first.transcript_of((await first.response_done(1))["id"])
+    asked = await say_text(first, "A table for two on Friday at seven.", 1)
+    assert asked == "So that's a table for two on Friday at seven. Shall I book it?"
+
+    # the socket dropped; a new session (another engine, even) gets the conversation as items
+    second = await connect(pace=0)
+    await restore(
+        second,
+        [("assistant", greeting), ("user", "A table for two on Friday at seven."), ("assistant", asked)],
     )
-    await client.send({"type": "response.create"})
-    done = await client.response_done(1)
-    said = client.transcript_of(done["id"])
-    assert said.startswith("Sorry, we were cut off.") and "two on Friday at seven" in said
+    said = await say_text(second, "Yes.", 0)  # the answer to the question asked before the drop
+    assert said.startswith("Great, your table for two on Friday at seven is booked.")
+
+
+async def test_an_answer_lost_in_the_drop_is_given_again(connect: Connect) -> None:
+    client = await connect(pace=0)
+    await restore(
+        client,
+        [
+            ("assistant", GREETING),
+            ("user", "A table for two on Friday at seven."),
+            ("assistant", "So that's a table [cut off: the caller interrupted]"),
+        ],
+    )
+    await client.send({"type": "response.create"})  # the media host asks for the answer that was cut off
+    said = client.transcript_of((await client.response_done(1))["id"])
+    assert said == "Sorry, we were cut off. So that's a table for two on Friday at seven. Shall I book it?"
 
 
 async def test_the_socket_door_checks_model_key_and_version(start_engine: StartEngine) -> None:

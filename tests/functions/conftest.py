@@ -15,11 +15,11 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from all_in_one.functions_host import registered_functions
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.tokens import AcsTokenIssuer
 from functions import runtime
 from functions.settings import SETTING_NAMES
-from local_stack.functions_host import registered_functions
 from tests.conftest import AUDIENCE
 
 OUR_NUMBER = "+14255550100"

@@ -9,7 +9,8 @@ import secrets
 
 import pytest
 
-from local_stack.functions_host import registered_functions
+from all_in_one.functions_host import registered_functions
+from functions import runtime as functions_runtime
 from tests.functions.conftest import body_of, invoke
 
 
@@ -47,6 +48,24 @@ async def test_missing_settings_are_reported_false(clean_env: pytest.MonkeyPatch
     assert health["settings"]["ACS_ENDPOINT"]["valid"] is False  # neither ACS client setting is set
     assert health["settings"]["CALLER_DENY_LIST"] == {"present": False, "valid": True}
     assert "ftp://" not in response.get_body().decode()
+
+
+async def test_a_twilio_only_deployment_is_healthy(clean_env: pytest.MonkeyPatch) -> None:
+    """The all-in-one on Fly.io serves Twilio numbers and sets no ACS setting: that is no fault."""
+    for name, value in {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+        "CALLBACK_URI_HOST": "https://voice.example",
+        "MEDIA_HOST_URL": "wss://voice.example",
+    }.items():
+        clean_env.setenv(name, value)
+    health = body_of(await invoke("health", method="GET"))
+    assert health["status"] == "ok"
+    assert health["settings"]["ACS_RESOURCE_ID"] == {"present": False, "valid": False}  # still told as it is
+
+    clean_env.setenv("ACS_ENDPOINT", "https://contoso.communication.azure.com")  # half an ACS setup is
+    await functions_runtime.reset()  # settings are read once per process
+    assert body_of(await invoke("health", method="GET"))["status"] == "misconfigured"  # a fault again
 
 
 async def test_health_never_shows_a_secret(clean_env: pytest.MonkeyPatch) -> None:
@@ -109,5 +128,8 @@ def test_routes_methods_and_auth_levels() -> None:
         "incoming_call": ("httpTrigger", "incoming-call", ["OPTIONS", "POST"], "FUNCTION"),
         "callbacks": ("httpTrigger", "callbacks", ["POST"], "ANONYMOUS"),
         "start_call": ("httpTrigger", "calls", ["POST"], "FUNCTION"),
+        # GET and HEAD only to answer 405 saying what to fix; the signature is the authentication
+        "twilio_voice": ("httpTrigger", "twilio/voice", ["GET", "HEAD", "POST"], "ANONYMOUS"),
+        "twilio_stream_status": ("httpTrigger", "twilio/stream-status", ["GET", "HEAD", "POST"], "ANONYMOUS"),
         "health": ("httpTrigger", "health", ["GET"], "ANONYMOUS"),
     }

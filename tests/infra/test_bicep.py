@@ -16,7 +16,7 @@ import pytest
 
 from common.settings_reader import SettingsError
 from functions.settings import SETTING_NAMES, ControlSettings
-from media_host.settings import MediaSettings
+from media_host.settings import DEFAULT_MODEL, MediaSettings
 from tests.infra.bicep import (
     INFRA,
     MODULES,
@@ -35,10 +35,20 @@ from tests.infra.bicep import (
 # Read by the media host but deliberately not set in Azure.
 MEDIA_NOT_SET = {
     "AZURE_OPENAI_API_KEY": "keys are disabled on the OpenAI account (disableLocalAuth): Entra ID only",
+    # Azure deploys Azure OpenAI; OpenAI is the other vendor, and exactly one may be configured.
+    "OPENAI_API_KEY": "selects OpenAI instead of the Azure OpenAI account this deployment creates",
+    "OPENAI_BASE_URL": "OpenAI only",
+    "OPENAI_REALTIME_MODEL": "OpenAI only",
     "AZURE_COMMUNICATION_CONNECTION_STRING": "ACS_ENDPOINT with the managed identity instead of a key",
     "ACS_JWT_ISSUER": "defaults to ACS's own issuer; only a local emulator overrides it",
     "ACS_OPENID_CONFIG_URL": "defaults to ACS's own OpenID configuration; only a local emulator overrides it",
     "MEDIA_EXTRA_TOOLS": "names code that must be in the image; a deployment that adds tools sets it",
+    # Azure deploys an ACS number; Twilio numbers are served by the all-in-one process (fly.toml).
+    "TWILIO_ACCOUNT_SID": "Twilio only (the all-in-one deployment)",
+    "TWILIO_AUTH_TOKEN": "Twilio only (the all-in-one deployment)",
+    "TWILIO_API_BASE_URL": "Twilio only; a local stand-in overrides it",
+    "TWILIO_MODEL_AUDIO": "Twilio only",
+    "MEDIA_HOST_URL": "the media host's public URL, which only Twilio's signature check needs",
     # Tuning knobs: the code's defaults are the tested values (README configuration table).
     "AOAI_VAD_THRESHOLD": "tuning knob",
     "AOAI_VAD_SILENCE_MS": "tuning knob",
@@ -60,6 +70,8 @@ FUNCTIONS_NOT_SET = {
     "ACS_JWT_ISSUER": "defaults to ACS's own issuer; only a local emulator overrides it",
     "ACS_OPENID_CONFIG_URL": "defaults to ACS's own OpenID configuration; only a local emulator overrides it",
     "OUTBOUND_CALLS_PER_MINUTE": "tuning knob (the code's default, 10, is the tested value)",
+    "TWILIO_ACCOUNT_SID": "Twilio only (the all-in-one deployment)",
+    "TWILIO_AUTH_TOKEN": "Twilio only (the all-in-one deployment)",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS": "tuning knob",
 }
 
@@ -489,6 +501,19 @@ def test_openai_is_entra_only_with_a_gpt_realtime_deployment() -> None:
     assert params["capacity"] == "realtimeCapacity"
     assert params["modelName"] == "realtimeModelName"
     assert main()["parameters"]["realtimeModelName"]["default"] == "gpt-realtime"
+
+
+def test_realtime_model_name_and_version_are_azd_parameters() -> None:
+    # gpt-realtime is announced for retirement on 2027-01-20: switching is `azd env set`, not an edit.
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    given = {name: v["value"] for name, v in values.items()}
+    assert given["realtimeModelName"] == f"${{AZURE_OPENAI_REALTIME_MODEL={DEFAULT_MODEL}}}"
+    version = main()["parameters"]["realtimeModelVersion"]["default"]
+    assert given["realtimeModelVersion"] == f"${{AZURE_OPENAI_REALTIME_MODEL_VERSION={version}}}"
+    assert main()["parameters"]["realtimeModelName"]["default"] == DEFAULT_MODEL
+    # the media host is told the deployment, whatever model it holds
+    assert module_params("mediaApp")["openAiDeployment"] == "openAi.outputs.deploymentName"
+    assert output_value(module("openai"), "deploymentName") == "realtime.name"
 
 
 def test_app_insights_takes_entra_tokens_only() -> None:

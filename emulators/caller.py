@@ -1,5 +1,6 @@
-"""The emulated caller: bundled recordings (assets/caller/) spoken turn by turn into a media leg.
+"""The emulated caller: bundled recordings (assets/caller/) spoken turn by turn into a call's media.
 
+The same caller talks over any network's leg (`CallerLeg`): ACS's `MediaLeg`, Twilio's `MediaStream`.
 A polite caller waits for the assistant to finish (quiet for a moment after it spoke) before saying
 the next line; an impatient one may start a line while the assistant is still talking (barge-in).
 """
@@ -10,18 +11,38 @@ import asyncio
 import json
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soxr
 
-from .media_leg import MediaLeg
-
-CALLER_DIR = Path(__file__).resolve().parents[2] / "assets" / "caller"
+CALLER_DIR = Path(__file__).resolve().parents[1] / "assets" / "caller"
 RATE = 24_000  # the recordings' rate
+
+
+class Heard(Protocol):
+    @property
+    def start(self) -> float: ...  # monotonic time the caller began hearing it
+
+
+class CallerLeg(Protocol):
+    """What the caller needs of a call's media, whichever network carries it."""
+
+    @property
+    def connected_at(self) -> float: ...  # monotonic time the media stream connected
+
+    @property
+    def sample_rate(self) -> int: ...  # of the PCM `say` takes
+
+    def last_heard(self) -> Heard | None: ...
+
+    def assistant_quiet_for(self) -> float: ...
+
+    def say(self, pcm: bytes, /) -> Awaitable[None]: ...  # done once the last frame is sent
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,7 @@ class AssistantSilent(TimeoutError):
     """The assistant did not answer within the allowed time."""
 
 
-async def wait_for_assistant_turn(leg: MediaLeg, *, since: float, quiet_s: float, timeout_s: float) -> None:
+async def wait_for_assistant_turn(leg: CallerLeg, *, since: float, quiet_s: float, timeout_s: float) -> None:
     """Until the assistant has spoken after `since` and then been quiet for `quiet_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -92,7 +113,7 @@ async def wait_for_assistant_turn(leg: MediaLeg, *, since: float, quiet_s: float
 
 
 async def converse(
-    leg: MediaLeg,
+    leg: CallerLeg,
     lines: tuple[CallerLine, ...],
     *,
     quiet_s: float = 0.8,

@@ -1,5 +1,5 @@
-"""A thin stand-in for the Azure Functions host: the HTTP triggers registered in function_app.py,
-served by aiohttp, with the host's function-key check.
+"""The Azure Functions host's part that the gateway needs: the HTTP triggers registered in
+function_app.py, served by aiohttp, with the host's function-key check.
 
 Requests and responses are translated to and from `azure.functions` objects and the registered
 functions are called unchanged, so no control-plane code is duplicated here.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import hmac
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
@@ -57,27 +57,41 @@ def registered_functions() -> dict[str, HttpFunction]:
     return functions
 
 
-def add_function_routes(app: web.Application, *, function_key: str) -> None:
+@dataclass(frozen=True)
+class FunctionKeys:
+    """The keys the host accepts on non-anonymous routes, as in Azure: the host key opens every one, a
+    function's own key only that function (so the key in an Event Grid subscription places no calls)."""
+
+    host: str = field(repr=False)
+    by_function: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def open(self, function: str, given: str) -> bool:
+        keys = [key for key in (self.host, self.by_function.get(function)) if key]  # "" opens nothing
+        return any(hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+
+
+def keyed_functions() -> list[str]:
+    """Names of the functions that need a key."""
+    return sorted(name for name, f in registered_functions().items() if f.auth_level != "ANONYMOUS")
+
+
+def add_function_routes(app: web.Application, *, keys: FunctionKeys) -> None:
     """Serve every registered HTTP trigger at /api/<route>, checking the key where the host would."""
     for function in registered_functions().values():
         for method in function.methods:
-            app.router.add_route(method, ROUTE_PREFIX + function.route, _serve(function, function_key))
+            app.router.add_route(method, ROUTE_PREFIX + function.route, _serve(function, keys))
 
 
-def _serve(function: HttpFunction, function_key: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _serve(function: HttpFunction, keys: FunctionKeys) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        if function.auth_level != "ANONYMOUS" and not _has_key(request, function_key):
+        given = request.query.get("code") or request.headers.get("x-functions-key") or ""
+        if function.auth_level != "ANONYMOUS" and not keys.open(function.name, given):
             # the Functions host answers 401 with no body when the key is missing or wrong
             return web.Response(status=401)
         response = await function.handler(await to_function_request(request))
         return to_aiohttp_response(response)
 
     return handle
-
-
-def _has_key(request: web.Request, function_key: str) -> bool:
-    given = request.query.get("code") or request.headers.get("x-functions-key") or ""
-    return hmac.compare_digest(given.encode(), function_key.encode())
 
 
 async def to_function_request(request: web.Request) -> func.HttpRequest:

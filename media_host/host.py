@@ -1,0 +1,177 @@
+"""The media host's process-wide state, and what every door does the same way.
+
+A door (`acs_door`, `twilio_door`) authenticates its provider's connection in its own way; then
+admission (draining, capacity), the socket, the call's instructions and the call's bookkeeping are
+the same for every provider, and live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+
+from common.acs_jwt import AcsJwtVerifier
+from common.telemetry import ROLE_INSTANCE, CallIds, Telemetry
+
+from .call_control import CallControl
+from .call_events import AuditTrail, CallObserver
+from .call_session import CallSession
+from .leg import Leg
+from .model_link import ModelConnector
+from .realtime_protocol import AudioFormat
+from .settings import MediaSettings
+from .tools import Tool
+from .twilio_control import TwilioControl
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"[A-Za-z0-9._:+*@-]{1,128}")  # ACS's ids are GUID-like; a masked number is +81******5678
+
+
+@dataclass
+class MediaHost:
+    """Process-wide state: one of each client, and the calls in progress."""
+
+    settings: MediaSettings
+    connector: ModelConnector
+    tools: list[Tool]
+    telemetry: Telemetry
+    verifier: AcsJwtVerifier | None = None  # ACS calls only
+    control: CallControl | None = None
+    twilio: TwilioControl | None = None  # Twilio calls only
+    observers: list[CallObserver] = field(
+        default_factory=list
+    )  # told about every call, besides the audit trail
+    calls: set[CallSession] = field(default_factory=set)
+    reserved: int = 0  # accepted but not yet upgraded, so the cap holds under a burst
+    draining: bool = False
+    refused: Counter[str] = field(default_factory=Counter)
+    no_calls: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.no_calls.set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls) + self.reserved
+
+
+HOST = web.AppKey("media_host", MediaHost)
+
+
+def checked_id(value: str | None) -> str:
+    """An id from outside as the call's records may carry it, or "" if it is not one: these values end
+    up in every log line and telemetry record of the call."""
+    return value if value is not None and _ID.fullmatch(value) else ""
+
+
+@dataclass
+class Door:
+    """One connection at a door, from its upgrade request to the end of its call."""
+
+    host: MediaHost
+    request: web.Request
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return f"GET {self.request.path}"
+
+    def refuse(self, status: int, reason: str, message: str) -> web.HTTPException:
+        """Before the upgrade. Recorded without the request's headers: before they are verified they
+        are anyone's words, and must not put entries (or numbers) into a real call's audit trail."""
+        self.refused(status, reason)
+        error = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}.get(status, web.HTTPServiceUnavailable)
+        return error(text=message)
+
+    def refused(self, status: int, reason: str) -> None:
+        host = self.host
+        host.refused[reason] += 1
+        host.telemetry.event("MediaRefused", reason=reason, status=status)
+        host.telemetry.request(
+            self.name, url=self.request.path, status=status, duration_s=time.monotonic() - self.started
+        )
+
+    def admit(self) -> None:
+        """Draining or at capacity: 503 at once, so the provider tries elsewhere."""
+        host = self.host
+        if host.draining:
+            raise self.refuse(503, "draining", "media host is draining; retry another replica")
+        if host.active_calls >= host.settings.max_concurrent_calls:
+            log.warning("refused media socket: %d calls in progress", host.active_calls)
+            raise self.refuse(503, "capacity", f"at capacity ({host.settings.max_concurrent_calls} calls)")
+
+    async def accept(self) -> web.WebSocketResponse[Literal[False]]:
+        # aiohttp closes the socket on a message over its limit: allow headroom and drop them ourselves.
+        # Text stays bytes: msgspec decodes it directly, and invalid UTF-8 is one dropped message, not a
+        # transport error that would end the call.
+        ws: web.WebSocketResponse[Literal[False]] = web.WebSocketResponse(
+            max_msg_size=max(4 * self.host.settings.max_frame_bytes, 1 << 20), timeout=2.0, decode_text=False
+        )
+        self.host.reserved += 1
+        try:
+            await ws.prepare(self.request)
+        finally:
+            self.host.reserved -= 1
+        return ws
+
+    def instructions(self, profile: str | None, ids: CallIds) -> tuple[str, str | None]:
+        """The profile's instructions, or the default ones (and no profile) for an unknown name: the
+        call goes on rather than failing on a deployment mismatch."""
+        settings = self.host.settings
+        if profile is None:
+            return settings.model.instructions, None
+        if profile in settings.profiles:
+            return settings.profiles[profile], profile
+        log.warning(
+            "unknown instructions profile %r; using the default instructions", profile[:40], extra=ids.dims()
+        )
+        return settings.model.instructions, None
+
+    async def run_call(
+        self,
+        ids: CallIds,
+        profile: str | None,
+        leg: Callable[[CallSession], Leg],
+        *,
+        audio_format: AudioFormat = "pcm24",
+    ) -> None:
+        host = self.host
+        instructions, profile = self.instructions(profile, ids)
+        session = CallSession(
+            leg=leg,
+            ids=ids,
+            profile=profile,
+            instructions=instructions,
+            settings=host.settings,
+            connector=host.connector,
+            tools=host.tools,
+            telemetry=host.telemetry,
+            observers=[AuditTrail(host.telemetry), *host.observers],
+            audio_format=audio_format,
+        )
+        host.calls.add(session)
+        host.no_calls.clear()
+        host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
+        try:
+            await session.run()
+        finally:
+            host.calls.discard(session)
+            if not host.calls:
+                host.no_calls.set()
+            host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
+            host.telemetry.request(
+                self.name,
+                url=self.request.path,
+                status=101,
+                duration_s=time.monotonic() - self.started,
+                ids=ids,
+            )
