@@ -304,14 +304,14 @@ class CallSession:
     async def _barge_in(self) -> None:
         """Caller speech over the assistant: stop, drop, cancel, truncate — in that order."""
         detected = time.monotonic()
-        live = self.model.live_response
-        if not self.leg.playing and live is None:
+        speaking = self.model.speaking
+        if not self.leg.playing and speaking is None:
             return
         self.stats.barge_ins.append(detected)
         interrupted = await self.leg.clear()
         reaction_ms = (time.monotonic() - detected) * 1000
-        if live is not None:
-            self.model.cancel(live)
+        if speaking is not None:
+            speaking.interrupt()
         if interrupted is not None:
             self.model.cancel(interrupted.response_id)
             self.model.send(rt.truncate(interrupted.item_id, interrupted.audio_end_ms))
@@ -372,7 +372,8 @@ class CallSession:
         """Until the assistant's current answer (e.g. its goodbye) has been said and played out."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SPEECH_WAIT_TIMEOUT_S):
-                await self.model.response_done()
+                if (speaking := self.model.speaking) is not None:
+                    await speaking.generated()
                 await self.leg.wait_played()
 
     def _ending(self, reason: str) -> None:

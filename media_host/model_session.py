@@ -37,6 +37,31 @@ class SessionRejected(Exception):
     """The model answered our session.update with an error."""
 
 
+class Speech:
+    """One response of the model, as the call core holds it (in the spirit of LiveKit's SpeechHandle):
+    it can be interrupted, and awaited until the model has finished generating it. Whether it has also
+    been heard is the leg's to say (`Leg.wait_played`)."""
+
+    def __init__(self, session: ModelSession, response_id: str) -> None:
+        self.id = response_id
+        self._session = session
+        self._generated = asyncio.Event()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._session.cancelled(self.id)
+
+    def interrupt(self) -> None:
+        self._session.cancel(self.id)
+
+    async def generated(self) -> None:
+        """Until the model is done with it: completed, cancelled, or cut off by a lost socket."""
+        await self._generated.wait()
+
+    def _end(self) -> None:
+        self._generated.set()
+
+
 class ModelHandler(Protocol):
     """What the call core does with the model's side of the call."""
 
@@ -77,9 +102,7 @@ class ModelSession:
         self._socket: ModelSocket | None = None  # set once the session is configured and restored
         self.reconnects = 0
         self.audio_dropped = 0  # caller audio the model never got: away (or behind) longer than the buffer
-        self.live_response: str | None = None
-        self._response_idle = asyncio.Event()
-        self._response_idle.set()
+        self.speaking: Speech | None = None  # the response being generated, one at a time
         self._response_wanted = False
         self._cancelled: set[str] = set()
 
@@ -103,7 +126,7 @@ class ModelSession:
 
     # -- responses ----------------------------------------------------------------------------
     def request_response(self) -> None:
-        if self.live_response is not None:
+        if self.speaking is not None:
             self._response_wanted = True  # one response at a time: ask again when this one is done
         else:
             self.send(rt.response_create())
@@ -113,15 +136,11 @@ class ModelSession:
         if response_id in self._cancelled:
             return
         self._cancelled.add(response_id)
-        if response_id == self.live_response:
+        if self.speaking is not None and response_id == self.speaking.id:
             self.send(rt.response_cancel(response_id))
 
     def cancelled(self, response_id: str) -> bool:
         return response_id in self._cancelled
-
-    async def response_done(self) -> None:
-        """Until no response is being generated."""
-        await self._response_idle.wait()
 
     # -- the connection -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -173,10 +192,10 @@ class ModelSession:
         kept = [(event, audio) for event, audio in self._outbox if audio]
         self._outbox.clear()
         self._outbox.extend(kept)
-        if self.live_response is not None:
+        if self.speaking is not None:
             self._response_wanted = True  # the answer was cut off: ask the new session to give it
-            self.live_response = None
-            self._response_idle.set()
+            self.speaking._end()
+            self.speaking = None
 
     async def _start(self, model: ModelSocket, *, greet: bool) -> None:
         if greet:
@@ -240,13 +259,12 @@ class ModelSession:
 
     async def _on_event(self, event: rt.ServerEvent) -> None:
         if isinstance(event, rt.ResponseCreated):
-            self.live_response = event.response_id
-            self._response_idle.clear()
+            self.speaking = Speech(self, event.response_id)
         elif isinstance(event, rt.ResponseDone):
-            if event.response_id == self.live_response:
-                self.live_response = None
-                self._response_idle.set()
-            if self._response_wanted and self.live_response is None:
+            if self.speaking is not None and event.response_id == self.speaking.id:
+                self.speaking._end()
+                self.speaking = None
+            if self._response_wanted and self.speaking is None:
                 self._response_wanted = False
                 self.send(rt.response_create())
         await self._handler.on_model_event(event)

@@ -624,3 +624,28 @@ async def test_observers_are_told_what_happens_and_cannot_break_the_call(
     assert isinstance(ended, CallEnded) and (ended.why, ended.who, ended.tools) == (
         "assistant_ended", "assistant", {"end_call": 1},
     )  # fmt: skip
+
+
+async def test_each_response_is_a_handle_the_core_can_interrupt_and_await(
+    start_media_host: StartMediaHost, model: FakeRealtime
+) -> None:
+    host = await start_media_host()
+    leg = await host.call()
+    socket = await model.socket()
+    await socket.speak("resp_1", "item_1", tone(300, 1.0, 24_000), done=False)
+    await leg.wait_for("AudioData", count=3)
+    session = next(iter(host.state.calls))
+    speech = session.model.speaking
+    assert speech is not None and speech.id == "resp_1" and not speech.interrupted
+
+    await socket.speech_started()  # the caller talks over it
+    await socket.wait_for("response.cancel")
+    assert speech.interrupted
+    waiting = asyncio.create_task(speech.generated())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the model has not said it stopped yet
+    await socket.response_done("resp_1", status="cancelled")
+    async with asyncio.timeout(2):
+        await waiting
+    assert session.model.speaking is None
+    await leg.close()
