@@ -636,7 +636,7 @@ async def test_each_response_is_a_handle_the_core_can_interrupt_and_await(
     await leg.wait_for("AudioData", count=3)
     session = next(iter(host.state.calls))
     speech = session.model.speaking
-    assert speech is not None and speech.id == "resp_1" and not speech.interrupted
+    assert speech is not None and speech.id == "resp_1"
 
     await socket.speech_started()  # the caller talks over it
     await socket.wait_for("response.cancel")
