@@ -183,8 +183,8 @@ async def test_barge_in_clears_and_truncates_at_what_was_played(
         if m.message["event"] == "media" and m.at > call.clears[0]
     )
     assert cancel["response_id"] == "resp_A" and truncate["item_id"] == "item_A"
-    # what the marks confirmed: never past what the caller heard, and at most a mark's frame behind it
-    assert played_before / 8 - 40 <= truncate["audio_end_ms"] <= played_before / 8
+    # what the marks confirmed: never past what the caller heard, and only the echoes in flight behind it
+    assert played_before / 8 - 200 <= truncate["audio_end_ms"] <= played_before / 8
     assert after and after in ulaw_tone(800, 0.2) + b"\xff" * FRAME  # nothing of A after the clear
     assert leg.stale_marks > 0  # Twilio echoed the marks of unplayed audio at the clear: ignored
     await call.hang_up()
