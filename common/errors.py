@@ -10,3 +10,5 @@ from __future__ import annotations
 
 class ProductError(Exception):
     """An expected failure, described in words safe to log."""
+
+    transient = False  # whether trying again soon may succeed (a timeout, an unreachable service)

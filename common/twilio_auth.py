@@ -35,6 +35,22 @@ def sid_pattern(prefix: str) -> str:
 
 
 _CALL_SID = re.compile(sid_pattern("CA"))
+_ACCOUNT_SID = re.compile(sid_pattern("AC"))
+_AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")  # what Twilio issues; an API key secret is not one
+
+
+def credential_problems(account_sid: str | None, auth_token: str | None) -> dict[str, str]:
+    """What is wrong with TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (both, or neither, must be set), by
+    setting name. Never quotes a value: one is a secret."""
+    problems: dict[str, str] = {}
+    if account_sid is not None and not _ACCOUNT_SID.fullmatch(account_sid):
+        problems["TWILIO_ACCOUNT_SID"] = "TWILIO_ACCOUNT_SID must be an Account SID (AC + 32 hex digits)"
+    if auth_token is not None and not _AUTH_TOKEN.fullmatch(auth_token):
+        problems["TWILIO_AUTH_TOKEN"] = "TWILIO_AUTH_TOKEN must be the account's Auth Token (32 hex digits)"
+    if (account_sid is None) != (auth_token is None):  # half a configuration is a mistake
+        name = "TWILIO_ACCOUNT_SID" if account_sid is None else "TWILIO_AUTH_TOKEN"
+        problems[name] = f"{name} is required for Twilio numbers (the other TWILIO_ setting is set)"
+    return problems
 
 
 def twilio_signature(auth_token: str, url: str, params: FormParams) -> str:

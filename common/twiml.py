@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from common.settings_reader import E164
 
@@ -20,6 +20,21 @@ MAX_PARAMETER_CHARS = 500  # name + value of one <Parameter>
 
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+STREAM_PATH = "/ws/twilio"  # where the media host takes Twilio's media streams
+
+
+def websocket_url(url: str) -> str:
+    """A base URL as the media socket is dialled at: one copied as https:// (http://) becomes wss:// (ws://)."""
+    scheme, sep, rest = url.partition("://")
+    return {"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest
+
+
+def stream_url(media_host_url: str) -> str:
+    """The URL Twilio dials for a call's media stream, and signs: both planes must derive the same one."""
+    parts = urlsplit(websocket_url(media_host_url))  # a query stays, so that connect_stream refuses it
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + STREAM_PATH))
 
 
 def connect_stream(url: str, parameters: Mapping[str, str], status_callback: str | None = None) -> str:

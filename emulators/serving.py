@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import aiohttp
 from aiohttp import web
 
 
@@ -32,3 +33,15 @@ async def serve_on(app: web.Application, sock: socket.socket) -> tuple[web.AppRu
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner, base_url(sock)
+
+
+async def dial(
+    url: str, headers: dict[str, str], *, timeout: aiohttp.ClientTimeout | None = None
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """A WebSocket as a stand-in dials it (a session of its own, closed again if the upgrade fails)."""
+    session = aiohttp.ClientSession(timeout=timeout) if timeout else aiohttp.ClientSession()
+    try:
+        return session, await session.ws_connect(url, headers=headers, max_msg_size=0)
+    except BaseException:
+        await session.close()
+        raise

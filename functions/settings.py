@@ -7,19 +7,17 @@ function names the settings it needs and answers 503 when one of them is bad.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
 from common.profiles import APP_ROOT, DEFAULT_PROFILES_DIR, profile_problem, resolve_profiles_dir
 from common.settings_reader import E164, SettingsReader
 from common.telemetry import TELEMETRY_SETTINGS, TelemetrySettings
-from common.twilio_auth import sid_pattern
-from common.twiml import connect_stream
+from common.twilio_auth import credential_problems
+from common.twiml import connect_stream, stream_url, websocket_url
 
 from .screening import NumberList, parse_number_list
 
@@ -37,9 +35,6 @@ OUTBOUND = ("OUTBOUND_ALLOW_LIST", "OUTBOUND_CALLS_PER_MINUTE")
 # Optional for the deployment (ACS-only ones leave them unset), required by the Twilio webhooks.
 TWILIO = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 
-TWILIO_STREAM_PATH = "/ws/twilio"  # where Twilio opens the media stream on the media host
-_ACCOUNT_SID = re.compile(sid_pattern("AC"))
-_AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")  # what Twilio issues; an API key secret is not one
 
 # Every setting /api/health reports on (present and valid), never with its value.
 SETTING_NAMES = (
@@ -164,22 +159,16 @@ class ControlSettings:
                     problem(name, message)
 
         # Secrets and ids: problems never quote the value.
-        account_sid = r.optional("TWILIO_ACCOUNT_SID")
-        if account_sid is not None and not _ACCOUNT_SID.fullmatch(account_sid):
-            problem("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID must be an Account SID (AC + 32 hex digits)")
-        auth_token = r.optional("TWILIO_AUTH_TOKEN")
-        if auth_token is not None and not _AUTH_TOKEN.fullmatch(auth_token):
-            problem("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN must be the account's Auth Token (32 hex digits)")
-        if (account_sid is None) != (auth_token is None):  # half a configuration is a mistake
-            name = "TWILIO_ACCOUNT_SID" if account_sid is None else "TWILIO_AUTH_TOKEN"
-            problem(name, f"{name} is required for Twilio numbers (the other TWILIO_ setting is set)")
+        account_sid, auth_token = r.optional("TWILIO_ACCOUNT_SID"), r.optional("TWILIO_AUTH_TOKEN")
+        for name, message in credential_problems(account_sid, auth_token).items():
+            problem(name, message)
 
-        media_host_url = _websocket_url(
+        media_host_url = websocket_url(
             read("MEDIA_HOST_URL", lambda n: r.required_url(n, schemes=("wss", "ws", "https", "http")))
         )
         twilio = None
         if account_sid and auth_token and not set(TWILIO) & problems.keys():
-            twilio = TwilioSettings(account_sid, auth_token, _twilio_stream_url(media_host_url))
+            twilio = TwilioSettings(account_sid, auth_token, stream_url(media_host_url))
             if "MEDIA_HOST_URL" not in problems:
                 try:  # the TwiML builder is the one place that knows which stream URLs Twilio takes
                     connect_stream(twilio.stream_url, {})
@@ -227,14 +216,3 @@ class ControlSettings:
 
 def _entries(raw: str) -> list[str]:
     return [entry.strip() for entry in raw.split(",") if entry.strip()]
-
-
-def _websocket_url(url: str) -> str:
-    # The Container App's URL is usually copied as https://; ACS needs the WebSocket scheme.
-    scheme, sep, rest = url.partition("://")
-    return {"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest
-
-
-def _twilio_stream_url(media_host_url: str) -> str:
-    parts = urlsplit(media_host_url)  # a query stays, so that the check refuses it (Twilio does)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + TWILIO_STREAM_PATH))

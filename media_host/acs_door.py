@@ -19,8 +19,7 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
     assert host.verifier is not None and host.control is not None  # the route exists only with ACS
     door = Door(host, request)
-    if host.draining:
-        raise door.refuse(503, "draining", "media host is draining; ACS will retry another replica")
+    door.not_draining()
     try:
         await host.verifier.verify_authorization(request.headers.get("Authorization"))
     except JwtRejected as exc:
@@ -29,7 +28,7 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
             raise door.refuse(503, "jwks_unavailable", f"cannot verify ACS tokens right now: {exc}") from None
         host.telemetry.metric("rejected_jwts", 1, reason=exc.reason)
         raise door.refuse(401, f"jwt_{exc.reason}", f"ACS token rejected: {exc}") from None
-    door.admit()
+    door.has_room()
     ids = CallIds(
         correlation_id=checked_id(request.headers.get("x-ms-call-correlation-id")),
         call_connection_id=checked_id(request.headers.get("x-ms-call-connection-id")),

@@ -8,13 +8,11 @@ transfers through Call Automation (see `leg.py` for what every leg offers).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Literal
 
 from aiohttp import web
 
-from common.acs_requests import AcsError
 from common.telemetry import CallIds
 
 from .acs_media import (
@@ -79,17 +77,8 @@ class AcsLeg(SocketLeg):
         await self._send(STOP_AUDIO)
         return interrupted
 
-    async def hang_up(self) -> None:
-        """For everyone, through Call Automation (once more after a transient failure)."""
-        for attempt in (1, 2):
-            try:
-                await self._control.hang_up(self.ids)  # a call that had already ended is no failure
-                return
-            except AcsError as exc:
-                log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self.ids.dims())
-                if not exc.transient:
-                    return
-                await asyncio.sleep(1.0)
+    async def _hang_up(self) -> None:
+        await self._control.hang_up(self.ids)  # through Call Automation
 
     async def transfer(self, target: str, *, operation_context: str) -> None:
         await self._control.transfer(self.ids, target, operation_context=operation_context)

@@ -16,6 +16,7 @@ from azure.identity.aio import DefaultAzureCredential
 from common import log_safety
 from common.acs_jwt import AcsJwtVerifier
 from common.telemetry import Telemetry
+from common.twiml import STREAM_PATH
 
 from .acs_door import media_socket
 from .call_control import CallControl
@@ -41,7 +42,7 @@ def create_app(
     if settings.acs is not None:
         app.router.add_get("/ws/media", media_socket)
     if settings.twilio is not None:
-        app.router.add_get("/ws/twilio", twilio_socket)
+        app.router.add_get(STREAM_PATH, twilio_socket)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

@@ -35,6 +35,10 @@ class LegAudio:
         return 2 if self.encoding == "pcm16" else 1
 
     @property
+    def bytes_per_ms(self) -> float:
+        return self.rate * self.bytes_per_sample / 1000
+
+    @property
     def frame_bytes(self) -> int:  # one 20 ms frame
         return self.rate * FRAME_MS // 1000 * self.bytes_per_sample
 

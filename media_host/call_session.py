@@ -241,7 +241,7 @@ class CallSession:
         return self.leg.playback
 
     def on_caller_audio(self, audio: bytes, fmt: LegAudio) -> None:
-        if fmt != self.to_model.leg:
+        if fmt is not self.to_model.leg:  # per frame: identity is enough, a leg changes format by a new one
             self.to_model.set_leg(fmt)
         self.model.append_audio(self.to_model.events(audio))
 

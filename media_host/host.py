@@ -100,11 +100,14 @@ class Door:
             self.name, url=self.request.path, status=status, duration_s=time.monotonic() - self.started
         )
 
-    def admit(self) -> None:
-        """Draining or at capacity: 503 at once, so the provider tries elsewhere."""
-        host = self.host
-        if host.draining:
+    def not_draining(self) -> None:
+        """A draining host takes no call: 503 at once, so the provider tries another."""
+        if self.host.draining:
             raise self.refuse(503, "draining", "media host is draining; retry another replica")
+
+    def has_room(self) -> None:
+        """Once the caller is known to be the provider: at capacity, 503."""
+        host = self.host
         if host.active_calls >= host.settings.max_concurrent_calls:
             log.warning("refused media socket: %d calls in progress", host.active_calls)
             raise self.refuse(503, "capacity", f"at capacity ({host.settings.max_concurrent_calls} calls)")

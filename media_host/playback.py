@@ -78,7 +78,7 @@ class Playback:
         self.set_format(leg, to_leg)
 
     def set_format(self, leg: LegAudio, to_leg: ToLeg) -> None:
-        self._bytes_per_ms = leg.rate * leg.bytes_per_sample / 1000
+        self._bytes_per_ms = leg.bytes_per_ms
         self._to_leg = to_leg
         self._cutter = cutter(leg)
 

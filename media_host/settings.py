@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -12,6 +11,8 @@ from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
 from common.profiles import DEFAULT_PROFILES_DIR, load_profiles, resolve_profiles_dir
 from common.settings_reader import SettingsReader
 from common.telemetry import TelemetrySettings
+from common.twilio_auth import credential_problems
+from common.twiml import stream_url
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -20,7 +21,6 @@ OPENAI_BASE_URL = "wss://api.openai.com/v1"
 # Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.
 DEFAULT_MODEL = "gpt-realtime"
 TWILIO_API = "https://api.twilio.com"
-ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, concise voice assistant answering a phone call. Speak naturally, keep answers "
@@ -166,17 +166,14 @@ def _twilio(r: SettingsReader) -> TwilioSettings | None:
     """Seed A's names. The stream URL is signed by Twilio as it dialled it: never taken from a header."""
     if r.optional("TWILIO_ACCOUNT_SID") is None and r.optional("TWILIO_AUTH_TOKEN") is None:
         return None
-    account_sid = r.required("TWILIO_ACCOUNT_SID")
-    if account_sid and not ACCOUNT_SID.fullmatch(account_sid):
-        r.problems.append("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits")
-    auth_token = r.required("TWILIO_AUTH_TOKEN")
+    account_sid, auth_token = r.optional("TWILIO_ACCOUNT_SID"), r.optional("TWILIO_AUTH_TOKEN")
+    r.problems += credential_problems(account_sid, auth_token).values()
     media_url = r.required_url("MEDIA_HOST_URL", schemes=("wss", "https", "ws", "http"))
-    scheme, sep, rest = media_url.partition("://")
     return TwilioSettings(
-        account_sid=account_sid,
-        auth_token=auth_token,
+        account_sid=account_sid or "",
+        auth_token=auth_token or "",
         api_base_url=r.url("TWILIO_API_BASE_URL", TWILIO_API, schemes=("https", "http")),
-        stream_url={"https": "wss", "http": "ws"}.get(scheme, scheme) + sep + rest + "/ws/twilio",
+        stream_url=stream_url(media_url),
         model_audio="pcm24"
         if r.choice("TWILIO_MODEL_AUDIO", "pcmu", ("pcmu", "pcm24")) == "pcm24"
         else "pcmu",

@@ -18,6 +18,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
+from common.errors import ProductError
 from common.telemetry import CallIds
 
 from .audio_paths import LegAudio, to_leg
@@ -144,6 +145,22 @@ class SocketLeg:
 
     async def wait_played(self) -> None:
         await self.playback.wait_played()
+
+    async def hang_up(self) -> None:
+        """For everyone, through the provider's API (once more after a transient failure); a call
+        that had already ended is no failure."""
+        for attempt in (1, 2):
+            try:
+                await self._hang_up()
+                return
+            except ProductError as exc:
+                log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self.ids.dims())
+                if not exc.transient:
+                    return
+                await asyncio.sleep(1.0)
+
+    async def _hang_up(self) -> None:
+        raise NotImplementedError
 
     async def close(self, *, going_away: str | None = None) -> None:
         if going_away is None:

@@ -29,6 +29,7 @@ class TwilioError(ProductError):
     def __init__(self, message: str, *, status: int | None) -> None:
         super().__init__(message)
         self.status = status
+        self.transient = status is None  # no answer at all: Twilio may answer the next try
 
 
 class TwilioControl:

@@ -46,7 +46,8 @@ async def twilio_socket(request: web.Request) -> web.StreamResponse:
     if not signature or not valid_twilio_signature(twilio.auth_token, twilio.stream_url, {}, signature):
         log.warning("refused Twilio media socket: %s signature", "bad" if signature else "no")
         raise door.refuse(403, "twilio_signature", "X-Twilio-Signature is missing or does not match")
-    door.admit()
+    door.not_draining()
+    door.has_room()
     ws = await door.accept()
     try:
         start = await _start(ws)

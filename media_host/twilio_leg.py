@@ -11,7 +11,6 @@ is what the echoes confirmed, never past what was sent (twilio-openai.md §3.3, 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from typing import Literal
@@ -27,7 +26,7 @@ from .playback import Interrupted
 from .realtime_protocol import AudioFormat
 from .settings import MediaSettings
 from .socket_leg import SocketLeg
-from .twilio_control import TwilioControl, TwilioError
+from .twilio_control import TwilioControl
 
 log = logging.getLogger(__name__)
 
@@ -105,22 +104,13 @@ class TwilioLeg(SocketLeg):
             return None
         item_id, heard = self.heard
         heard_bytes = heard if item_id == interrupted.item_id else 0
-        heard_ms = int(heard_bytes / (ULAW8.rate * ULAW8.bytes_per_sample / 1000))
+        heard_ms = int(heard_bytes / ULAW8.bytes_per_ms)
         return Interrupted(
             interrupted.response_id, interrupted.item_id, min(heard_ms, interrupted.audio_end_ms)
         )
 
-    async def hang_up(self) -> None:
-        """For everyone, through Twilio's REST API (once more after a failure with no answer)."""
-        for attempt in (1, 2):
-            try:
-                await self._control.hang_up(self.ids, self._call_sid)  # an ended call is no failure
-                return
-            except TwilioError as exc:
-                log.error("hang-up failed (attempt %d): %s", attempt, exc, extra=self.ids.dims())
-                if exc.status is not None:
-                    return
-                await asyncio.sleep(1.0)
+    async def _hang_up(self) -> None:
+        await self._control.hang_up(self.ids, self._call_sid)  # through Twilio's REST API
 
     async def transfer(self, target: str, *, operation_context: str) -> None:
         await self._control.transfer(self.ids, self._call_sid, target)

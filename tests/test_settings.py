@@ -156,3 +156,31 @@ def test_connection_string_alone_is_enough_for_call_control() -> None:
         match=re.escape("ACS_ENDPOINT (managed identity) or AZURE_COMMUNICATION_CONNECTION_STRING"),
     ):
         MediaSettings.from_env({k: v for k, v in env.items() if k != "AZURE_COMMUNICATION_CONNECTION_STRING"})
+
+
+TWILIO_ONLY = {
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+    "MEDIA_HOST_URL": "https://voice.example",
+    "OPENAI_API_KEY": "sk-test",
+}
+
+
+def test_a_twilio_only_host_needs_no_acs_setting() -> None:
+    s = MediaSettings.from_env(TWILIO_ONLY)
+    assert s.acs is None and s.twilio is not None
+    assert s.twilio.stream_url == "wss://voice.example/ws/twilio"  # what Twilio dials, and signs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"TWILIO_AUTH_TOKEN": "not-the-token"}, "TWILIO_AUTH_TOKEN"),  # checked as the control plane does
+        ({"TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),  # half a Twilio configuration
+    ],
+)
+def test_twilio_credentials_are_checked_without_quoting_them(overrides: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        MediaSettings.from_env({**TWILIO_ONLY, **overrides})
+    assert named in str(refused.value) and "not-the-token" not in str(refused.value)

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from emulators.serving import dial
+
 FRAME_S = 0.020
 
 
@@ -83,12 +85,7 @@ class MediaLeg:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         headers.update(extra_headers or {})
-        self._session = aiohttp.ClientSession()
-        try:
-            self._ws = await self._session.ws_connect(url, headers=headers, max_msg_size=0)
-        except BaseException:
-            await self._session.close()
-            raise
+        self._session, self._ws = await dial(url, headers)
         self.connected_at = time.monotonic()
         self._reader = asyncio.create_task(self._read())
         await self.send_json(

@@ -34,6 +34,7 @@ import numpy as np
 import soxr
 
 from common.twilio_auth import twilio_signature
+from emulators.serving import dial
 from media_host.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from media_host.twilio_media import MULAW_8K_MONO
 from media_host.wire import WireError, decode
@@ -164,12 +165,7 @@ class MediaStream:
         `parameters` as customParameters, then stream. Raises aiohttp's errors when the upgrade fails."""
         headers = {} if auth_token is None else {"X-Twilio-Signature": twilio_signature(auth_token, url, {})}
         headers.update(extra_headers or {})
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            self._ws = await self._session.ws_connect(url, headers=headers, max_msg_size=0)
-        except BaseException:
-            await self._session.close()
-            raise
+        self._session, self._ws = await dial(url, headers, timeout=aiohttp.ClientTimeout(total=10))
         self.connected_at = time.monotonic()
         await self.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         start = {
