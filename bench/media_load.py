@@ -64,7 +64,7 @@ from emulators.twilio.rest import TwilioRestStandIn
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
 TWILIO_ACCOUNT_SID = "AC" + "b" * 32
-TWILIO_AUTH_TOKEN = "bench" + "0" * 27
+TWILIO_AUTH_TOKEN = "be9c" + "0" * 28  # the shape of an Auth Token (32 hex digits), not a real one
 MODEL_KEY = "bench-model-key"
 FRAME_S = 0.020
 DELTA_FRAMES = 5  # phase 2: 100 ms per delta
