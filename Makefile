@@ -1,11 +1,14 @@
-# The README's commands. Everything installs itself into .venv; nothing is needed beyond python3.
+# The README's commands. Everything installs itself (.venv from PyPI, the softphone's ACS SDK bundle from
+# npm, Chromium from Debian for `make test`); python3, make and npm (Node 20+) are all it needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+ACS_WEB    := web/acs-calling
+ACS_BUNDLE := local_stack/softphone/static/vendor/acs-calling.js
 
 .PHONY: setup demo up lint test run all-in-one bench fuzz clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(ACS_BUNDLE)
 
 # infra/requirements.txt: the infra checks tests/infra imports (pycep-parser, jsonschema, PyYAML, hadolint).
 $(VENV)/.installed: requirements-dev.txt requirements.txt media_host/requirements.txt emulators/requirements.txt infra/requirements.txt
@@ -20,33 +23,47 @@ $(INFRA_VENV)/.installed: infra/requirements-checkov.txt | $(VENV)/.installed
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
+# The ACS Calling SDK for the softphone page, bundled from web/acs-calling (npm lockfile) into a git-ignored
+# file: the SDK's licence forbids committing it. npm ci only when the lockfile changes; esbuild (~1.5 s) on entry.js.
+$(ACS_WEB)/node_modules/.installed: $(ACS_WEB)/package.json $(ACS_WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm (Node 20+) is needed for the ACS Calling SDK bundle: apt-get install nodejs npm" >&2; exit 1; }
+	cd $(ACS_WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+$(ACS_BUNDLE): $(ACS_WEB)/entry.js $(ACS_WEB)/node_modules/.installed
+	cd $(ACS_WEB) && npx --no-install esbuild entry.js --bundle --minify --format=esm --target=chrome110 \
+		--log-level=warning --outfile=$(abspath $@)
+
 # One complete simulated phone call through the whole stack, no Azure needed, from an emulated
 # ACS (PROVIDER=acs) or Twilio (PROVIDER=twilio) number.
 PROVIDER ?= acs
 demo: setup
 	$(BIN)/python -m local_stack demo --provider $(PROVIDER)
 
+# .env (see .env.sample) is read by python-dotenv, not sourced: an unquoted `;` works; the shell's variables win.
+DOTENV := $(BIN)/python -m local_stack.env_file --
+
 # The whole stack on one port (PORT, default 8000) for a person, or for a real ACS number via a tunnel.
 up: setup
-	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m local_stack up --port $${PORT:-8000}
+	exec $(DOTENV) $(BIN)/python -m local_stack up
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# tests/infra also needs checkov (above) and shellcheck (Debian's package, installed when missing).
+# tests/infra also needs checkov (above) and shellcheck, tests/browser Debian's Chromium (driven by the
+# playwright wheel; never `playwright install`): Debian packages, installed when missing.
 test: lint $(INFRA_VENV)/.installed
-	@command -v shellcheck >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
+	.ci/apt-ensure shellcheck chromium:/usr/lib/chromium/chromium
 	$(BIN)/pytest
 
 # The media host alone, configured from .env (see the configuration table in README.md).
 run: setup
-	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m media_host
+	exec $(DOTENV) $(BIN)/python -m media_host
 
 # Both planes in one process on one port, as on Fly.io (fly.toml), configured from .env.
 all-in-one: setup
-	set -a; [ ! -f .env ] || . ./.env; set +a; exec $(BIN)/python -m all_in_one
+	exec $(DOTENV) $(BIN)/python -m all_in_one
 
 # ACS and Twilio calls through the media host (bench/README.md); about 2 minutes.
 bench: setup
@@ -59,4 +76,4 @@ fuzz: setup
 	$(BIN)/python -m bench.fuzz --calls 8 --messages 100000
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out $(ACS_WEB)/node_modules $(dir $(ACS_BUNDLE))

@@ -27,9 +27,13 @@ def main() -> int:
     logging.basicConfig(level=settings.media.log_level, format=LOG_FORMAT, stream=sys.stdout)
     app = create_gateway(settings.media, keys=settings.function_keys)
     # the control routes keep serving while calls drain: the calls in progress still get callbacks
-    asyncio.run(
-        serve(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.media.port, name="all-in-one")
-    )
+    try:
+        asyncio.run(
+            serve(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.media.port, name="all-in-one")
+        )
+    except SettingsError as exc:  # MEDIA_EXTRA_TOOLS are loaded as the app starts
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Every Call Automation request, from either plane, made one way.
+"""Every ACS request (Call Automation, Identity), from either plane, made one way.
 
 Each is bounded in time, recorded as a telemetry dependency with its outcome, and fails only with
 `AcsError`, sorted into "retrying may help" and "it will not". azure-core already retried transient
@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ACS_TARGET = "ACS Call Automation"  # how Call Automation requests are named as dependencies in telemetry
+# How requests are named as dependencies in telemetry, by API.
+ACS_TARGET = "ACS Call Automation"
+ACS_IDENTITY_TARGET = "ACS Identity"
 # 408 and 429 are the 4xx that do get better with time.
 _TRANSIENT_4XX = frozenset({408, 429})
 
 
 class AcsError(ProductError):
-    """A Call Automation request failed; ``str(exc)`` is safe to log (numbers masked)."""
+    """An ACS request failed; ``str(exc)`` is safe to log (numbers masked)."""
 
     def __init__(self, message: str, *, status: int | None, transient: bool) -> None:
         super().__init__(message)
@@ -42,7 +44,13 @@ class AcsError(ProductError):
 
 
 async def acs_request(
-    request: Awaitable[T], *, operation: str, telemetry: Telemetry, timeout: float, ids: CallIds | None = None
+    request: Awaitable[T],
+    *,
+    operation: str,
+    telemetry: Telemetry,
+    timeout: float,
+    ids: CallIds | None = None,
+    target: str = ACS_TARGET,
 ) -> T:
     """Await one SDK request, bounded in time, turning every failure into AcsError; record it as a dependency."""
     started = time.monotonic()
@@ -61,7 +69,7 @@ async def acs_request(
         raise error from None
     finally:
         telemetry.dependency(
-            f"ACS {operation}", target=ACS_TARGET, kind="HTTP", duration_s=time.monotonic() - started,
+            f"ACS {operation}", target=target, kind="HTTP", duration_s=time.monotonic() - started,
             success=code == "200", result_code=code, ids=ids,
         )  # fmt: skip
 

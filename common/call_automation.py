@@ -1,9 +1,10 @@
-"""The async Call Automation client both planes use, built one way.
+"""The async Call Automation client both planes use, and how every ACS client is pointed at ACS.
 
 Managed identity (endpoint + Entra credential) in Azure; a connection string for local
-development. Built from endpoint + AzureKeyCredential rather than `from_connection_string`, which
-silently rewrites http:// to https:// (so a local emulator is unreachable), and with the trailing
-slash stripped, because the HMAC policy signs the endpoint's host verbatim.
+development. Clients are built from endpoint + AzureKeyCredential rather than
+`from_connection_string`, which silently rewrites http:// to https:// (so a local emulator is
+unreachable), and with the trailing slash stripped, because the HMAC policy signs the endpoint's
+host verbatim (`acs_endpoint_and_credential`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ def sdk_identifier(target: Identifier) -> CommunicationIdentifier:
     return CommunicationUserIdentifier(target.raw_id)
 
 
+def acs_endpoint_and_credential(
+    *, connection_string: str | None, endpoint: str | None, credential: AsyncTokenCredential | None
+) -> tuple[str, AzureKeyCredential | AsyncTokenCredential]:
+    """What an ACS client is built from: the connection string's endpoint and key, or else the
+    endpoint with the (managed identity) credential."""
+    if connection_string:
+        conn_endpoint, key = parse_connection_string(connection_string)
+        return conn_endpoint.rstrip("/"), AzureKeyCredential(key)
+    if not endpoint or credential is None:
+        raise ValueError(
+            "ACS_ENDPOINT with a credential, or AZURE_COMMUNICATION_CONNECTION_STRING, is required"
+        )
+    return endpoint.rstrip("/"), credential
+
+
 def call_automation_client(
     *,
     connection_string: str | None,
@@ -46,13 +62,7 @@ def call_automation_client(
     credential: AsyncTokenCredential | None,
     **options: Any,
 ) -> CallAutomationClient:
-    if connection_string:
-        conn_endpoint, key = parse_connection_string(connection_string)
-        return CallAutomationClient(
-            conn_endpoint.rstrip("/"), AzureKeyCredential(key), **{**CLIENT_OPTIONS, **options}
-        )
-    if not endpoint or credential is None:
-        raise ValueError(
-            "ACS_ENDPOINT with a credential, or AZURE_COMMUNICATION_CONNECTION_STRING, is required"
-        )
-    return CallAutomationClient(endpoint.rstrip("/"), credential, **{**CLIENT_OPTIONS, **options})
+    url, auth = acs_endpoint_and_credential(
+        connection_string=connection_string, endpoint=endpoint, credential=credential
+    )
+    return CallAutomationClient(url, auth, **{**CLIENT_OPTIONS, **options})

@@ -11,6 +11,7 @@ that says what was wrong, rather than half a batch answered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from .identifiers import Identifier, parse_identifier
 from .payload import (
     MAX_CONTEXT_CHARS,
+    MAX_ID_CHARS,
     PayloadError,
     decode_json,
     object_list,
@@ -44,6 +46,7 @@ class IncomingCall:
     to: Identifier
     caller: Identifier
     event_time: datetime | None
+    custom_headers: Mapping[str, str]  # the caller's SIP and VoIP custom context, by lower-case name
 
     @property
     def call_key(self) -> str:
@@ -95,7 +98,25 @@ def _parse_event(item: dict[str, Any], where: str) -> Event:
         to=parse_identifier(data.get("to"), f"{at}.to"),
         caller=parse_identifier(data.get("from"), f"{at}.from"),
         event_time=_timestamp(optional_str(item, "eventTime", where) or optional_str(item, "time", where)),
+        custom_headers=_custom_headers(data.get("customContext")),
     )
+
+
+def _custom_headers(context: Any) -> dict[str, str]:
+    """`customContext.sipHeaders` then `.voipHeaders` (the first of a name wins), string values only.
+
+    The caller writes these, so a malformed entry is left out rather than failing the delivery: the
+    call is answered as if it had not been sent.
+    """
+    headers: dict[str, str] = {}
+    if not isinstance(context, dict):
+        return headers
+    for group in (context.get("sipHeaders"), context.get("voipHeaders")):
+        if isinstance(group, dict):
+            for name, value in group.items():
+                if isinstance(value, str) and len(value) <= MAX_ID_CHARS:
+                    headers.setdefault(name.lower(), value)
+    return headers
 
 
 def _timestamp(value: str | None) -> datetime | None:

@@ -1,4 +1,5 @@
-"""Shared HTTP plumbing of the functions: blueprints, JSON responses, the misconfiguration answer."""
+"""Shared HTTP plumbing of the functions: blueprints, JSON responses, the misconfiguration and ACS
+failure answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextvars import ContextVar
 
 import azure.functions as func
 
+from common.acs_requests import AcsError
 from common.telemetry import CallIds
 
 # The call an invocation turned out to be about, so its request record joins the call's operation.
@@ -42,6 +44,14 @@ def misconfigured(names: Sequence[str]) -> func.HttpResponse:
     return error_response(
         503, f"misconfigured: {', '.join(names)} missing or invalid (details in the function log)"
     )
+
+
+def acs_failed(exc: AcsError, refused: str) -> func.HttpResponse:
+    """An API client's answer when ACS failed: 503 when it gave no answer (a retry may help), 502
+    when it refused, after `refused` ("ACS refused the call")."""
+    if exc.status is None:
+        return error_response(503, f"ACS is unavailable, try again: {exc}")
+    return error_response(502, f"{refused}: {exc}")
 
 
 def traced(name: str) -> Callable[[Handler], Handler]:

@@ -6,6 +6,10 @@ carries a Repeatability-Request-ID derived from the call, so ACS dedupes across 
 Status codes steer Event Grid: 200 when retrying cannot help (done, ignored, or ACS said 4xx),
 503 when it can (ACS unreachable or 5xx, or an unexpected error here), and the redelivery is safe
 for the reasons above; a call that was not handled gives up its claim so the redelivery is tried.
+
+With CALLER_CHOOSES_PROFILE=true the caller picks the call's profile and voice with the custom
+headers X-MS-Custom-Profile and X-MS-Custom-Voice (SIP or VoIP); off by default, as anyone who can
+call the number could then pick them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from azure.communication.callautomation import CallRejectReason
 
 from common.acs_requests import AcsError, acs_request
 from common.identifiers import Identifier
+from common.profiles import profile_problem
 from common.telemetry import CallIds
+from common.voices import voice_problem
 
 from .event_grid import IncomingCall, OtherEvent, SubscriptionValidation, handshake_headers, parse_delivery
 from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
@@ -47,9 +53,12 @@ NEEDS = (
     "CALLER_ALLOW_LIST",
     "CALLER_DENY_LIST",
     "AOAI_INBOUND_PROFILE",
+    "CALLER_CHOOSES_PROFILE",
 )
 ACS_TIMEOUT_SECONDS = 10.0  # well inside Event Grid's 30 s delivery timeout
 OPERATION_CONTEXT = "inbound-call"
+PROFILE_HEADER = "x-ms-custom-profile"  # custom header names, lower case (event_grid lowers them)
+VOICE_HEADER = "x-ms-custom-voice"
 _REPEATABILITY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:acs-realtime-voice:repeatability")
 
 
@@ -184,11 +193,12 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
         log.warning("rejected %s: %s", who, reason, extra=dims)
         return Outcome.REJECTED
 
+    profile, voice = _callers_choice(call, s, ids)
     answered = await acs_request(
         client.answer_call(
             call.incoming_call_context,
             callback_url(s),
-            media_streaming=media_streaming(s, profile=s.inbound_profile, caller=ids.caller),
+            media_streaming=media_streaming(s, profile=profile, voice=voice, caller=ids.caller),
             operation_context=OPERATION_CONTEXT,
             headers=_repeatability("answer", call),
         ),
@@ -199,17 +209,40 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
     )
     ids = replace(ids, call_connection_id=answered.call_connection_id or "")
     waited_ms = (datetime.now(UTC) - call.event_time).total_seconds() * 1000 if call.event_time else None
-    t.event("CallAnswered", ids, profile=s.inbound_profile or "default", audio_format=s.audio_format)
+    t.event(
+        "CallAnswered",
+        ids,
+        profile=profile or "default",
+        voice=voice or "default",
+        audio_format=s.audio_format,
+    )
     if waited_ms is not None:
         t.metric("time_to_answer_ms", waited_ms, ids)
     log.info(
-        "answered %s: call_connection_id=%s profile=%s",
+        "answered %s: call_connection_id=%s profile=%s voice=%s",
         who,
         answered.call_connection_id,
-        s.inbound_profile or "(default)",
+        profile or "(default)",
+        voice or "(default)",
         extra=ids.dims(),
     )
     return Outcome.ANSWERED
+
+
+def _callers_choice(call: IncomingCall, s: ControlSettings, ids: CallIds) -> tuple[str | None, str | None]:
+    """The profile and voice for the call: the caller's, when allowed and valid; otherwise
+    AOAI_INBOUND_PROFILE and None (the media host's AOAI_VOICE). A bad choice never fails the call."""
+    if not s.caller_chooses_profile:
+        return s.inbound_profile, None
+    profile = call.custom_headers.get(PROFILE_HEADER)
+    if profile is not None and (problem := profile_problem(s.profiles_dir, profile)) is not None:
+        log.warning("ignoring the caller's X-MS-Custom-Profile: %s", problem, extra=ids.dims())
+        profile = None
+    voice = call.custom_headers.get(VOICE_HEADER)
+    if voice is not None and (problem := voice_problem(voice)) is not None:
+        log.warning("ignoring the caller's X-MS-Custom-Voice: %s", problem, extra=ids.dims())
+        voice = None
+    return profile or s.inbound_profile, voice
 
 
 def _is_ours(to: Identifier, s: ControlSettings) -> bool:

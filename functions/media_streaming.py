@@ -1,8 +1,8 @@
 """Where ACS sends a call's events and its audio: the callback URL and the media streaming options.
 
 Inbound and outbound calls stream the same way. The transport URL is the only thing that crosses to
-the media host, so per-call context (the instructions profile, the caller as telemetry may show it)
-rides in its query string.
+the media host, so per-call context (the instructions profile, the model's voice, the caller as
+telemetry may show it) rides in its query string.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ def callback_url(settings: ControlSettings) -> str:
     return settings.callback_host + CALLBACK_PATH
 
 
-def transport_url(settings: ControlSettings, *, profile: str | None, caller: str = "") -> str:
+def transport_url(
+    settings: ControlSettings, *, profile: str | None, voice: str | None = None, caller: str = ""
+) -> str:
     parts = urlsplit(settings.media_host_url)
     query = parse_qsl(parts.query, keep_blank_values=True)  # keep whatever the operator put there
     if profile is not None:
         query.append(("profile", profile))
+    if voice is not None:  # None: the media host's AOAI_VOICE
+        query.append(("voice", voice))
     if caller:  # for the media plane's telemetry: already masked unless AUDIT_UNMASKED_NUMBERS=true
         query.append(("caller", caller))
     path = parts.path.rstrip("/") + MEDIA_PATH
@@ -39,10 +43,10 @@ def transport_url(settings: ControlSettings, *, profile: str | None, caller: str
 
 
 def media_streaming(
-    settings: ControlSettings, *, profile: str | None, caller: str = ""
+    settings: ControlSettings, *, profile: str | None, voice: str | None = None, caller: str = ""
 ) -> MediaStreamingOptions:
     return MediaStreamingOptions(
-        transport_url=transport_url(settings, profile=profile, caller=caller),
+        transport_url=transport_url(settings, profile=profile, voice=voice, caller=caller),
         transport_type=StreamingTransportType.WEBSOCKET,
         content_type=MediaStreamingContentType.AUDIO,
         audio_channel_type=MediaStreamingAudioChannelType.MIXED,  # one stream: the model hears the call

@@ -1,6 +1,7 @@
 """POST /api/calls: place an outbound call that streams to the media host exactly like an inbound one.
 
-Body: `{"target": "+14255550100" | "8:acs:...", "profile": "<optional instructions profile>"}`.
+Body: `{"target": "+14255550100" | "8:acs:...", "profile": "<optional instructions profile>",
+"voice": "<optional model voice, common.voices.VOICES>"}`.
 Answers 202 with the call connection id as soon as ACS has accepted the request (the callee may
 still be ringing; CallConnected or CreateCallFailed arrives at /api/callbacks).
 
@@ -24,8 +25,9 @@ from common.call_automation import sdk_identifier
 from common.identifiers import TARGET_FORMS, Identifier, IdentifierError, parse_target
 from common.profiles import profile_problem
 from common.telemetry import CallIds
+from common.voices import voice_problem
 
-from .http import CURRENT_CALL, blueprint, error_response, json_response, misconfigured, traced
+from .http import CURRENT_CALL, acs_failed, blueprint, error_response, json_response, misconfigured, traced
 from .media_streaming import callback_url, media_streaming
 from .payload import PayloadError, decode_json
 from .runtime import Runtime, runtime
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 bp = blueprint()
 
 NEEDS = (*ACS_CLIENT, *MEDIA, *OUTBOUND, "ACS_PHONE_NUMBER")
-FIELDS = ("target", "profile")
+FIELDS = ("target", "profile", "voice")
 ACS_TIMEOUT_SECONDS = 10.0
 OPERATION_CONTEXT = "outbound-call"
 
@@ -46,6 +48,7 @@ OPERATION_CONTEXT = "outbound-call"
 class OutboundRequest:
     target: Identifier  # a phone number or an ACS user
     profile: str | None
+    voice: str | None  # None: the media host's AOAI_VOICE
 
     @property
     def is_pstn(self) -> bool:
@@ -74,7 +77,14 @@ def parse_request(body: bytes, profiles_dir: Path) -> OutboundRequest:
         problem = profile_problem(profiles_dir, profile)
         if problem is not None:
             raise PayloadError(problem)
-    return OutboundRequest(target=target, profile=profile)
+    voice = value.get("voice")
+    if voice is not None:
+        if not isinstance(voice, str):
+            raise PayloadError("voice must be a string")
+        problem = voice_problem(voice)
+        if problem is not None:
+            raise PayloadError(problem)
+    return OutboundRequest(target=target, profile=profile, voice=voice)
 
 
 def refusal(request: OutboundRequest, allow: NumberList) -> str | None:
@@ -132,7 +142,9 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
                 sdk_identifier(request.target),
                 callback_url(s),
                 source_caller_id_number=caller_id,
-                media_streaming=media_streaming(s, profile=request.profile, caller=shown_target),
+                media_streaming=media_streaming(
+                    s, profile=request.profile, voice=request.voice, caller=shown_target
+                ),
                 operation_context=OPERATION_CONTEXT,
             ),
             timeout=ACS_TIMEOUT_SECONDS,
@@ -142,9 +154,7 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
     except AcsError as exc:
         log.error("could not call %s: %s", request.target.masked(), exc)
         rt.telemetry.event("OutboundCallFailed", target=shown_target, error=str(exc))
-        if exc.status is None:
-            return error_response(503, f"ACS is unavailable, try again: {exc}")
-        return error_response(502, f"ACS refused the call: {exc}")
+        return acs_failed(exc, "ACS refused the call")
 
     ids = CallIds(
         correlation_id=created.correlation_id or "",
@@ -153,14 +163,21 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
         caller=shown_target,
     )
     CURRENT_CALL.set(ids)
-    rt.telemetry.event("OutboundCallPlaced", ids, target=shown_target, profile=request.profile or "default")
+    rt.telemetry.event(
+        "OutboundCallPlaced",
+        ids,
+        target=shown_target,
+        profile=request.profile or "default",
+        voice=request.voice or "default",
+    )
     dims = ids.dims()
     log.info(
-        "calling %s: correlation_id=%s call_connection_id=%s profile=%s",
+        "calling %s: correlation_id=%s call_connection_id=%s profile=%s voice=%s",
         request.target.masked(),
         created.correlation_id,
         created.call_connection_id,
         request.profile or "(default)",
+        request.voice or "(default)",
         extra=dims,
     )
     return json_response(

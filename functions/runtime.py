@@ -1,8 +1,9 @@
-"""The control plane's process-wide objects: settings, one Call Automation client, one JWT verifier.
+"""The control plane's process-wide objects: settings, one Call Automation client, one Identity
+client, one JWT verifier, and the one managed-identity credential the clients share.
 
 Created on first use, not at import: indexing must succeed whatever the settings say. The Functions
-worker runs every async handler on one event loop, so one client and one verifier serve all
-invocations. Both are bound to that loop, which is why tests (a loop per test) call reset().
+worker runs every async handler on one event loop, so one of each serves all invocations. They are
+bound to that loop, which is why tests (a loop per test) call reset().
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import os
 from dataclasses import dataclass
 
 from azure.communication.callautomation.aio import CallAutomationClient
+from azure.communication.identity.aio import CommunicationIdentityClient
 from azure.identity.aio import DefaultAzureCredential
 
 from common import log_safety
+from common.acs_identity import identity_client
 from common.acs_jwt import AcsJwtVerifier
 from common.call_automation import CLIENT_OPTIONS, call_automation_client
 from common.telemetry import Telemetry
@@ -45,6 +48,7 @@ class Runtime:
         self.handled_calls = RecentKeys(ttl_seconds=15 * 60, max_keys=10_000)
         self.outbound_calls = SlidingWindow(settings.outbound_calls_per_minute, window_seconds=60.0)
         self._client: CallAutomationClient | None = None
+        self._identity: CommunicationIdentityClient | None = None
         self._credential: DefaultAzureCredential | None = None
         self._verifier: AcsJwtVerifier | None = None
 
@@ -52,16 +56,30 @@ class Runtime:
         """The async client; callers have checked that the ACS client settings are usable."""
         if self._client is None:
             s = self.settings
-            if (
-                not s.connection_string
-            ):  # managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one)
-                self._credential = DefaultAzureCredential()
             self._client = call_automation_client(
                 connection_string=s.connection_string,
                 endpoint=s.acs_endpoint,
-                credential=self._credential,
+                credential=self._acs_credential(),
             )
         return self._client
+
+    def identity(self) -> CommunicationIdentityClient:
+        """The async Identity client; callers have checked that the ACS client settings are usable."""
+        if self._identity is None:
+            s = self.settings
+            self._identity = identity_client(
+                connection_string=s.connection_string,
+                endpoint=s.acs_endpoint,
+                credential=self._acs_credential(),
+            )
+        return self._identity
+
+    def _acs_credential(self) -> DefaultAzureCredential | None:
+        """Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one), one for every client;
+        None with a connection string, whose key the clients use instead."""
+        if self._credential is None and not self.settings.connection_string:
+            self._credential = DefaultAzureCredential()
+        return self._credential
 
     def jwt_verifier(self) -> AcsJwtVerifier:
         if self._verifier is None:
@@ -74,6 +92,8 @@ class Runtime:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+        if self._identity is not None:
+            await self._identity.close()
         if self._credential is not None:
             await self._credential.close()
         if self._verifier is not None:

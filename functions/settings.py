@@ -43,6 +43,7 @@ SETTING_NAMES = (
     "AZURE_CLIENT_ID",
     *MEDIA,
     "AOAI_INBOUND_PROFILE",
+    "CALLER_CHOOSES_PROFILE",
     "ACS_PHONE_NUMBER",
     "ACS_INBOUND_NUMBERS",
     "CALLER_ALLOW_LIST",
@@ -72,6 +73,7 @@ class ControlSettings:
     audio_format: str  # wire value: pcm24KMono | pcm16KMono
     profiles_dir: Path
     inbound_profile: str | None
+    caller_chooses_profile: bool  # honour an inbound call's X-MS-Custom-Profile/-Voice headers
     phone_number: str | None  # our caller id for PSTN calls
     inbound_numbers: frozenset[str]  # empty: any number of the resource is ours
     caller_allow: NumberList | None
@@ -199,6 +201,7 @@ class ControlSettings:
             ],
             profiles_dir=profiles_dir,
             inbound_profile=inbound_profile,
+            caller_chooses_profile=read("CALLER_CHOOSES_PROFILE", r.flag),
             phone_number=phone_number,
             inbound_numbers=inbound_numbers,
             caller_allow=lists["CALLER_ALLOW_LIST"],

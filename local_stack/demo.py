@@ -12,27 +12,25 @@ and exits non-zero if the call went wrong.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from emulators.caller import AssistantSilent, CallerLeg, CallerLine, Heard, converse, script
 
-from .records import CallRecord
+from .failures import start_cleanly
+from .recordings import RecordingLeg, save_call
+from .records import CallRecord, CallStats
 from .stack import LocalStack, Provider
 
 CALLER_NUMBER = "+14255550123"
 CALL_TIMEOUT_S = 120.0
 
 
-class RecordedLeg(CallerLeg, Protocol):
+class RecordedLeg(CallerLeg, RecordingLeg, Protocol):
     def heard(self) -> Sequence[Heard]: ...
-
-    def write_recording(self, path: Path, *, since: float | None = None) -> float: ...
 
 
 @dataclass
@@ -54,20 +52,12 @@ class PlacedCall:
 
 
 @dataclass
-class Summary:
-    provider: str
+class Summary(CallStats):
+    provider: str = ""
     answered_ms: int | None = None
     first_assistant_audio_ms: int | None = None
-    caller_turns: int = 0
-    assistant_turns: int = 0
-    barge_ins: int = 0
-    turn_latency_ms: list[int] = field(default_factory=list)  # caller stops speaking -> answer starts
     hang_up: str | None = None
-    media_host_end_reason: str | None = None
     callbacks: list[str] = field(default_factory=list)
-    tools: dict[str, int] = field(default_factory=dict)
-    recording: str = ""
-    transcript: str = ""
     problems: list[str] = field(default_factory=list)
 
 
@@ -94,7 +84,7 @@ class Printer:
 
 async def run_demo(out_dir: Path, provider: Provider) -> int:
     stack = LocalStack(provider=provider)
-    await stack.start()
+    await start_cleanly(stack)
     network = (
         f"Twilio emulator {stack.twilio.rest.base_url}"
         if provider == "twilio"
@@ -202,28 +192,9 @@ def _finish(summary: Summary, call: PlacedCall, record: CallRecord | None, out_d
     summary.hang_up = call.end_reason()
     summary.callbacks = call.callbacks()
     if record is not None:
-        summary.caller_turns = sum(t.role == "caller" for t in record.turns)
-        summary.assistant_turns = sum(t.role == "assistant" for t in record.turns)
-        summary.barge_ins = len(record.barge_ins)
-        summary.turn_latency_ms = [round(ms) for ms in record.turn_latency_ms]
-    if record is not None and record.ended is not None:
-        summary.media_host_end_reason = record.ended.why
-        summary.tools = dict(record.ended.tools)
+        summary.sum_up(record)
     _check(summary, call, record)
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recording = out_dir / f"call-{stamp}.wav"
-    transcript = out_dir / f"call-{stamp}.json"
-    if call.leg is not None:
-        seconds = call.leg.write_recording(recording, since=call.leg.connected_at)
-        rate = f"{call.leg.sample_rate / 1000:g} kHz"
-        summary.recording = f"{recording} ({seconds:.1f} s, {rate} stereo: caller left, assistant right)"
-    summary.transcript = str(transcript)
-    turns: list[dict[str, Any]] = [asdict(t) for t in record.turns] if record is not None else []
-    transcript.write_text(
-        json.dumps({"summary": asdict(summary), "turns": turns}, indent=2) + "\n", encoding="utf-8"
-    )
+    saved = save_call(record, call.leg, out_dir, asdict(summary))
 
     print("\nsummary")
     print(f"  answered in             {summary.answered_ms} ms")
@@ -235,8 +206,8 @@ def _finish(summary: Summary, call: PlacedCall, record: CallRecord | None, out_d
     print(f"  tools                   {summary.tools or 'none'}")
     print(f"  hang-up                 {summary.hang_up} (media host: {summary.media_host_end_reason})")
     print(f"  callbacks               {', '.join(summary.callbacks)}")
-    print(f"  recording               {summary.recording or 'none'}")
-    print(f"  transcript              {summary.transcript}")
+    print(f"  recording               {saved.recording or 'none'}")
+    print(f"  transcript              {saved.transcript}")
     if summary.problems:
         print("\nTHE CALL DID NOT GO AS EXPECTED:\n  - " + "\n  - ".join(summary.problems))
         return 1

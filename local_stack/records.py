@@ -51,3 +51,26 @@ class CallRecords:
                 record.turn_latency_ms.append(event.turn_latency_ms)
         elif isinstance(event, CallEnded):
             record.ended = event
+
+
+@dataclass
+class CallStats:
+    """A call's record summed up: in the demo's summary and in every transcript `make up` saves."""
+
+    caller_turns: int = 0
+    assistant_turns: int = 0
+    barge_ins: int = 0
+    turn_latency_ms: list[int] = field(default_factory=list)  # caller stops speaking -> answer starts
+    media_host_end_reason: str | None = None
+    duration_s: float | None = None
+    tools: dict[str, int] = field(default_factory=dict)
+
+    def sum_up(self, record: CallRecord) -> None:
+        self.caller_turns = sum(t.role == "caller" for t in record.turns)
+        self.assistant_turns = sum(t.role == "assistant" for t in record.turns)
+        self.barge_ins = len(record.barge_ins)
+        self.turn_latency_ms = [round(ms) for ms in record.turn_latency_ms]
+        if record.ended is not None:
+            self.media_host_end_reason = record.ended.why
+            self.duration_s = record.ended.duration_s
+            self.tools = dict(record.ended.tools)

@@ -25,10 +25,13 @@ from emulators.serving import base_url, listen, serve, serve_on
 from emulators.twilio.emulator import TwilioEmulator
 from functions import runtime as functions_runtime
 from functions.twilio_webhook import VOICE_ROUTE, public_url
+from media_host.call_events import CallObserver
 from media_host.host import HOST
 from media_host.settings import MediaSettings
 
 from .records import CallRecord, CallRecords
+from .softphone import SoftphoneContext, add_softphone
+from .softphone.browser_call import CallRouter
 
 Provider = Literal["acs", "twilio"]
 PROVIDERS: tuple[Provider, ...] = ("acs", "twilio")
@@ -54,6 +57,8 @@ class LocalStack:
     model_url: str = ""
     number: str = OUR_NUMBER  # the number calls are made to
     records: CallRecords = field(default_factory=CallRecords)  # what the media host told of each call
+    calls_to_pages: CallRouter = field(default_factory=CallRouter)  # the softphone's calls
+    softphone: SoftphoneContext | None = None  # once started
     _runners: list[web.AppRunner] = field(default_factory=list)
     _gateway: web.Application | None = None
 
@@ -75,6 +80,8 @@ class LocalStack:
             env.update(self.emulator.settings_env())
             env.setdefault("ACS_PHONE_NUMBER", OUR_NUMBER)
             env.setdefault("OUTBOUND_ALLOW_LIST", EMULATED_OUTBOUND_ALLOW_LIST)
+            env.setdefault("CALLER_CHOOSES_PROFILE", "true")  # the softphone picks a profile and voice
+            self.emulator.dial_observers.append(self.calls_to_pages.on_dialled)
         self.number = env.get("ACS_PHONE_NUMBER", "") if self.provider == "acs" else OUR_NUMBER
         env.setdefault("AOAI_INBOUND_PROFILE", LOCAL_PROFILE)
         # Bound first: the media host signs Twilio's stream URL with the gateway's own address.
@@ -89,9 +96,22 @@ class LocalStack:
             raise
         self.model_url = media_settings.model.realtime_url()
         self._gateway = create_gateway(media_settings, keys=FunctionKeys(self.function_key))
+        self.softphone = SoftphoneContext(
+            gateway_url=self.gateway_url,
+            function_key=self.function_key,
+            incoming_call_url=self.incoming_call_url,
+            number=self.number,
+            emulator=None if self.real_acs or self.provider != "acs" else self.emulator,
+            profiles=tuple(sorted(media_settings.profiles)),
+            default_profile=env["AOAI_INBOUND_PROFILE"],
+            default_voice=media_settings.model.voice,
+            router=self.calls_to_pages,
+        )
+        add_softphone(self._gateway, self.softphone)
         runner, _ = await serve_on(self._gateway, sock)
         self._runners.append(runner)
-        self._gateway[HOST].observers.append(self.records)  # told about every call, as the audit trail is
+        # told about every call, as the audit trail is
+        self._gateway[HOST].observers.extend([self.records, self.calls_to_pages])
         os.environ.update(env)  # the Functions read it at first use, as in Azure
         await functions_runtime.reset()
 
@@ -108,6 +128,11 @@ class LocalStack:
     def twilio_voice_url(self) -> str:
         """The voice webhook as the Twilio number is configured with it (and the signature covers)."""
         return public_url(self.gateway_url, VOICE_ROUTE)
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell `observer` of every call from now on (after start), as `records` is told."""
+        assert self._gateway is not None, "start the stack first"
+        self._gateway[HOST].observers.append(observer)
 
     def record(self, call_connection_id: str) -> CallRecord | None:
         """What the media host told of a call, by its call_connection_id: ACS's, or a Twilio StreamSid."""

@@ -24,7 +24,11 @@ def main() -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stdout)
     app = create_app(settings)
-    asyncio.run(serve(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.port, name="media host"))
+    try:
+        asyncio.run(serve(app, host=os.environ.get("HOST", "0.0.0.0"), port=settings.port, name="media host"))
+    except SettingsError as exc:  # MEDIA_EXTRA_TOOLS are loaded as the app starts
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

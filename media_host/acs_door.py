@@ -42,5 +42,6 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
         ids,
         request.query.get("profile"),
         lambda call: AcsLeg(ws=ws, ids=ids, settings=host.settings, control=control, handler=call),
+        voice=request.query.get("voice"),
     )
     return ws

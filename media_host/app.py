@@ -47,6 +47,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
 
     async def clients(app: web.Application) -> AsyncIterator[None]:
+        call_tools = build_tools(settings, tools)  # first: a bad MEDIA_EXTRA_TOOLS leaves nothing open
         acs = settings.acs
         needs_entra = not settings.model.api_key or (acs is not None and not acs.connection_string)
         owned = None
@@ -62,7 +63,7 @@ def create_app(
         host = MediaHost(
             settings=settings,
             connector=ModelConnector(settings.model, http, tokens, telemetry),
-            tools=build_tools(settings, tools),
+            tools=call_tools,
             telemetry=telemetry,
         )
         if acs is not None:

@@ -66,6 +66,7 @@ class CallSession:
         leg: Callable[[CallSession], Leg],  # the leg, built with this call as its handler
         ids: CallIds,
         profile: str | None,
+        voice: str,  # the model's voice for this call
         instructions: str,
         settings: MediaSettings,
         connector: ModelConnector,
@@ -95,7 +96,7 @@ class CallSession:
             telemetry=telemetry,
             config=rt.SessionConfig(
                 instructions=instructions,
-                voice=m.voice,
+                voice=voice,
                 transcription_model=m.transcription_model,
                 vad_threshold=m.vad_threshold,
                 vad_silence_ms=m.vad_silence_ms,
@@ -105,7 +106,7 @@ class CallSession:
             ),
             started={
                 "deployment": m.deployment,
-                "voice": m.voice,
+                "voice": voice,
                 "auth_mode": connector.auth_mode,
                 "profile": profile or "default",
             },

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from common.acs_jwt import AcsJwtVerifier
 from common.telemetry import ROLE_INSTANCE, CallIds, Telemetry
+from common.voices import VOICES
 
 from .call_control import CallControl
 from .call_events import AuditTrail, CallObserver
@@ -139,12 +140,21 @@ class Door:
         )
         return settings.model.instructions, None
 
+    def voice(self, voice: str | None, ids: CallIds) -> str:
+        """The voice asked for, or AOAI_VOICE for none or an unknown one (as for a profile)."""
+        default = self.host.settings.model.voice
+        if voice is None or voice in VOICES:
+            return voice or default
+        log.warning("unknown voice %r; using the default voice %s", voice[:40], default, extra=ids.dims())
+        return default
+
     async def run_call(
         self,
         ids: CallIds,
         profile: str | None,
         leg: Callable[[CallSession], Leg],
         *,
+        voice: str | None = None,
         audio_format: AudioFormat = "pcm24",
     ) -> None:
         host = self.host
@@ -153,6 +163,7 @@ class Door:
             leg=leg,
             ids=ids,
             profile=profile,
+            voice=self.voice(voice, ids),
             instructions=instructions,
             settings=host.settings,
             connector=host.connector,

@@ -13,9 +13,9 @@ from common.settings_reader import SettingsReader
 from common.telemetry import TelemetrySettings
 from common.twilio_auth import credential_problems
 from common.twiml import stream_url
+from common.voices import VOICES
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 MODEL_URL_SCHEMES = ("https", "wss", "http", "ws")  # http/ws: a local engine or a test's fake
 OPENAI_BASE_URL = "wss://api.openai.com/v1"
 # Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.

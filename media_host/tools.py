@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from common.settings_reader import SettingsError
 from common.telemetry import CallIds, Telemetry
 
 from .leg import Leg
@@ -111,9 +112,14 @@ def build_tools(settings: MediaSettings, extra: list[Tool] | None = None) -> lis
 
 
 def load_tools(spec: str, settings: MediaSettings) -> list[Tool]:
-    """Import `package.module:factory` and call it with the settings."""
+    """Import `package.module:factory` and call it with the settings; any failure is a settings error
+    naming MEDIA_EXTRA_TOOLS, so start-up stops with one line instead of a traceback."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"MEDIA_EXTRA_TOOLS={spec!r} must look like 'package.module:factory'")
-    factory = getattr(importlib.import_module(module_name), attr)
-    return list(factory(settings))
+        raise SettingsError(f"MEDIA_EXTRA_TOOLS={spec!r} must look like 'package.module:factory'")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+        return list(factory(settings))
+    except Exception as exc:  # the operator's code: whatever it raises, say which setting brought it in
+        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        raise SettingsError(f"MEDIA_EXTRA_TOOLS={spec!r} does not load: {detail}") from exc

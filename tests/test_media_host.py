@@ -59,6 +59,21 @@ async def test_transport_url_profile_picks_the_instructions(
     await unknown.close()
 
 
+async def test_transport_url_voice_picks_the_call_voice(
+    start_media_host: StartMediaHost, model: FakeRealtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = await start_media_host(AOAI_VOICE="ash")
+    legs = [await host.call(query=query) for query in ("voice=coral&profile=restaurant", "voice=nova", "")]
+    sessions = [await (await model.socket(i)).wait_for("session.update") for i in range(3)]
+    voices = sorted(session["session"]["audio"]["output"]["voice"] for session in sessions)
+    assert voices == ["ash", "ash", "coral"]  # an unknown voice is the default, as an unknown profile is
+    assert [r.getMessage() for r in caplog.records if "unknown voice" in r.getMessage()] == [
+        "unknown voice 'nova'; using the default voice ash"
+    ]
+    for leg in legs:
+        await leg.close()
+
+
 async def test_24k_caller_audio_reaches_model_byte_exact(
     start_media_host: StartMediaHost, model: FakeRealtime
 ) -> None:

@@ -118,6 +118,17 @@ async def test_missing_and_malformed_settings_stop_startup_naming_each(spawn: li
         assert name in process.output
 
 
+async def test_extra_tools_that_do_not_load_stop_startup_in_one_line(
+    spawn: list[MediaHostProcess], process_env: dict[str, str]
+) -> None:
+    process = await launch(spawn, {**process_env, "MEDIA_EXTRA_TOOLS": "no_such_package.tools:factory"})
+    assert await process.wait() == 2
+    assert process.output.strip() == (
+        "MEDIA_EXTRA_TOOLS='no_such_package.tools:factory' does not load: "
+        "ModuleNotFoundError: No module named 'no_such_package'"
+    )
+
+
 async def call(process: MediaHostProcess, issuer: AcsTokenIssuer) -> MediaLeg:
     leg = MediaLeg()
     await leg.connect(f"{process.url}/ws/media", issuer.sign(audience=AUDIENCE))

@@ -5,7 +5,8 @@ SDK clients (sync and ``aio``) can be pointed at ``http://127.0.0.1:<port>/``.  
 valid ACS HMAC-SHA256 signature (or a bearer token a test explicitly vouches for), because a stand-in that
 accepted anything would hide signing bugs that real ACS answers with 401.
 
-Scope: call-connection lifecycle (answer/create/reject/redirect/get/terminate/hang-up/transfer). What
+Scope: call-connection lifecycle (answer/create/reject/redirect/get/terminate/hang-up/transfer), and
+the Identity API (users and access tokens, ``identity.py``) behind the same endpoint and key. What
 ACS does *around* those requests (Event Grid, callbacks, the media leg) lives in ``emulator.py``, which
 registers the incoming calls it announced and observes the operations through ``observers``.
 """
@@ -17,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -28,11 +30,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from common.identifiers import IdentifierError, from_raw_id, from_wire
 from emulators.serving import serve
+
+from .identity import ROUTES as IDENTITY_ROUTES
+from .identity import Identities
+from .rest_errors import AcsRestError, acs_error_response
 
 __all__ = ["CallAutomationStandIn", "CallState", "IncomingCall", "RecordedRequest"]
 
@@ -59,6 +66,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("DELETE", re.compile(rf"^/calling/callConnections/{_CALL_ID}$"), "hangup_leg"),
     ("POST", re.compile(rf"^/calling/callConnections/{_CALL_ID}:terminate$"), "terminate"),
     ("POST", re.compile(rf"^/calling/callConnections/{_CALL_ID}:transferToParticipant$"), "transfer"),
+    *IDENTITY_ROUTES,
 )
 
 
@@ -71,8 +79,9 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any  # parsed JSON, or None for an empty body
-    operation: str  # "answer" | "create" | "reject" | "redirect" | "get" | "terminate" | ... | "unknown"
+    operation: str  # "answer" | "create" | ... | "identity_create" | ... | "unknown"
     call_connection_id: str | None
+    identity_id: str | None = None  # the user an Identity request names in its path
     # True when a Repeatability-Request-ID replay was answered from the cache (no second effect).
     replayed: bool = False
     at: float = field(default_factory=time.monotonic)  # when it arrived, to check what came first
@@ -137,16 +146,6 @@ class CallState:
         return props
 
 
-class _AcsError(Exception):
-    """Raised by handlers; turned into an ACS-shaped error response."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 @dataclass
 class _InjectedFailure:
     status: int
@@ -155,23 +154,19 @@ class _InjectedFailure:
     remaining: int
 
 
-def _acs_error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
 def _normalise_identifier(model: Any, what: str) -> dict[str, Any]:
     """Fill in the ``kind``/``rawId`` the service adds in responses (the SDK's deserialiser needs rawId)."""
     try:
         identity = from_wire(model, what)
     except IdentifierError as exc:
-        raise _AcsError(400, "BadRequest", str(exc)) from None
+        raise AcsRestError(400, "BadRequest", str(exc)) from None
     return {**model, "kind": identity.kind, "rawId": identity.raw_id}
 
 
 def _require_str(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise _AcsError(400, "BadRequest", f"'{key}' is required")
+        raise AcsRestError(400, "BadRequest", f"'{key}' is required")
     return value
 
 
@@ -207,6 +202,7 @@ class CallAutomationStandIn:
         # Called after each operation that took effect (not replays, not errors), with its call if any.
         self.observers: list[Callable[[RecordedRequest, CallState | None], None]] = []
         self.bot_user_id = f"8:acs:{self.resource_id}_{uuid.uuid4()}"
+        self.identities = Identities(self.resource_id)  # the users (softphones) this resource issued
         self._endpoint: str | None = None
         self._runner: web.AppRunner | None = None
         self._failures: dict[str, _InjectedFailure] = {}
@@ -222,6 +218,7 @@ class CallAutomationStandIn:
             "terminate": self._terminate,
             "hangup_leg": self._hangup_leg,
             "transfer": self._transfer,
+            **{operation: self._identity for _, _, operation in IDENTITY_ROUTES},
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -328,14 +325,15 @@ class CallAutomationStandIn:
             _log.warning("stand-in refused %s %s: %s", request.method, request.path, reason)
             self.rejected.append((request.path, reason))
             message = _HMAC_ERROR_MESSAGE if code == _HMAC_ERROR_CODE else reason
-            return _acs_error_response(401, code, message)
+            return acs_error_response(401, code, message)
 
-        operation, call_id = "unknown", None
+        operation, groups = "unknown", {}
         for method, pattern, op in _ROUTES:
             match = pattern.match(request.path)
             if match and request.method == method:
-                operation, call_id = op, match.groupdict().get("call_id")
+                operation, groups = op, match.groupdict()
                 break
+        call_id = groups.get("call_id")
 
         body: Any = None
         if raw_body:
@@ -351,24 +349,25 @@ class CallAutomationStandIn:
             body=body,
             operation=operation,
             call_connection_id=call_id,
+            identity_id=groups.get("identity_id"),
         )
         self._record(rec)
 
         if operation == "unknown":
-            return _acs_error_response(404, "NotFound", f"no route for {request.method} {request.path}")
+            return acs_error_response(404, "NotFound", f"no route for {request.method} {request.path}")
         if not request.query.get("api-version"):
-            return _acs_error_response(
+            return acs_error_response(
                 400, "MissingApiVersionParameter", "api-version query parameter is required"
             )
         if raw_body and isinstance(body, str):
-            return _acs_error_response(400, "BadRequest", "request body is not valid JSON")
+            return acs_error_response(400, "BadRequest", "request body is not valid JSON")
 
         injected = self._failures.get(operation)
         if injected is not None:
             injected.remaining -= 1
             if injected.remaining <= 0:
                 del self._failures[operation]
-            return _acs_error_response(injected.status, injected.code, injected.message)
+            return acs_error_response(injected.status, injected.code, injected.message)
 
         repeat_id = request.headers.get("Repeatability-Request-ID")
         repeat_key = (operation, call_id, repeat_id) if repeat_id else None
@@ -379,8 +378,8 @@ class CallAutomationStandIn:
 
         try:
             status, payload = self._handlers[operation](rec)
-        except _AcsError as err:
-            return _acs_error_response(err.status, err.code, err.message)
+        except AcsRestError as err:
+            return acs_error_response(err.status, err.code, err.message)
         # Only successes are replayable, so a client retry after an error still gets a real attempt.
         if repeat_key is not None:
             self._repeatable[repeat_key] = (status, payload)
@@ -441,10 +440,12 @@ class CallAutomationStandIn:
 
         # The SDK's HMACCredentialsPolicy strips only the scheme from the endpoint it was given, so an
         # endpoint ending in '/' (as ours does) signs 'host:port/'. Accept that variant alongside the bare
-        # Host header; both are byte-for-byte what the unmodified SDK produces.
-        for host in (request.host, request.host + "/"):
+        # Host header; both are byte-for-byte what the unmodified SDK produces. The Identity SDK signs
+        # the percent-decoded path (decode_url=True: `/identities/8:acs:...`), whatever went on the wire.
+        paths = {request.raw_path, unquote(request.raw_path)}
+        for host, path in itertools.product((request.host, request.host + "/"), paths):
             values = [host if h == "host" else request.headers.get(h, "") for h in signed]
-            string_to_sign = f"{request.method.upper()}\n{request.raw_path}\n{';'.join(values)}"
+            string_to_sign = f"{request.method.upper()}\n{path}\n{';'.join(values)}"
             expected = base64.b64encode(
                 hmac.new(self._key_bytes, string_to_sign.encode(), hashlib.sha256).digest()
             ).decode()
@@ -457,14 +458,14 @@ class CallAutomationStandIn:
     @staticmethod
     def _json_body(rec: RecordedRequest) -> dict[str, Any]:
         if not isinstance(rec.body, dict):
-            raise _AcsError(400, "BadRequest", "a JSON object body is required")
+            raise AcsRestError(400, "BadRequest", "a JSON object body is required")
         return rec.body
 
     def _live_call(self, rec: RecordedRequest) -> CallState:
         call = self.calls.get(rec.call_connection_id or "")
         # An ended call is gone as far as the REST API is concerned; it stays in self.calls for inspection.
         if call is None or call.state == "disconnected":
-            raise _AcsError(404, "NotFound", f"call connection {rec.call_connection_id} not found")
+            raise AcsRestError(404, "NotFound", f"call connection {rec.call_connection_id} not found")
         return call
 
     @staticmethod
@@ -473,14 +474,14 @@ class CallAutomationStandIn:
         if options is None:
             return None
         if not isinstance(options, dict):
-            raise _AcsError(400, "BadRequest", "mediaStreamingOptions must be an object")
+            raise AcsRestError(400, "BadRequest", "mediaStreamingOptions must be an object")
         for key in ("transportType", "audioChannelType"):
             if not options.get(key):
-                raise _AcsError(400, "BadRequest", f"mediaStreamingOptions.{key} is required")
+                raise AcsRestError(400, "BadRequest", f"mediaStreamingOptions.{key} is required")
         if options["transportType"] == "websocket":
             url = options.get("transportUrl")
             if not isinstance(url, str) or not url.startswith(("wss://", "ws://")):
-                raise _AcsError(
+                raise AcsRestError(
                     400, "BadRequest", "mediaStreamingOptions.transportUrl must be a ws(s):// URL"
                 )
         return options
@@ -507,7 +508,7 @@ class CallAutomationStandIn:
         if incoming is None:
             return None
         if incoming.outcome is not None:
-            raise _AcsError(400, "8523", f"the incoming call was already {incoming.outcome.split(':')[0]}")
+            raise AcsRestError(400, "8523", f"the incoming call was already {incoming.outcome.split(':')[0]}")
         incoming.outcome = outcome
         return incoming
 
@@ -528,12 +529,12 @@ class CallAutomationStandIn:
         body = self._json_body(rec)
         raw_targets = body.get("targets")
         if not isinstance(raw_targets, list) or not raw_targets:
-            raise _AcsError(400, "BadRequest", "'targets' must be a non-empty list")
+            raise AcsRestError(400, "BadRequest", "'targets' must be a non-empty list")
         targets = [_normalise_identifier(t, "targets[]") for t in raw_targets]
         caller_id = body.get("sourceCallerIdNumber")
         # ACS needs a caller id it owns to dial out to the PSTN.
         if caller_id is None and any(t["kind"] == "phoneNumber" for t in targets):
-            raise _AcsError(400, "BadRequest", "sourceCallerIdNumber is required for PSTN targets")
+            raise AcsRestError(400, "BadRequest", "sourceCallerIdNumber is required for PSTN targets")
         call = self._new_call(body, "connecting")
         call.targets = targets
         user_id = (body.get("source") or {}).get("id") or self.bot_user_id
@@ -548,7 +549,7 @@ class CallAutomationStandIn:
         context = _require_str(body, "incomingCallContext")
         reason = body.get("callRejectReason", "none")
         if reason not in ("none", "busy", "forbidden"):
-            raise _AcsError(400, "BadRequest", f"unknown callRejectReason {reason!r}")
+            raise AcsRestError(400, "BadRequest", f"unknown callRejectReason {reason!r}")
         self._settle_incoming(context, f"rejected:{reason}")
         return 204, None
 
@@ -570,6 +571,9 @@ class CallAutomationStandIn:
         # Removing the app's own leg ends this call connection for the app.
         self._live_call(rec).state = "disconnected"
         return 204, None
+
+    def _identity(self, rec: RecordedRequest) -> tuple[int, Any]:
+        return self.identities.handle(rec.operation, rec.identity_id, rec.body)
 
     def _transfer(self, rec: RecordedRequest) -> tuple[int, Any]:
         call = self._live_call(rec)

@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +90,8 @@ class AcsEmulator:
         self.rest = CallAutomationStandIn(resource_id=self.resource_id)
         self.ring_seconds = ring_seconds
         self.calls: list[EmulatedCall] = []
+        # Told of each outbound call as it starts ringing (a local softphone whose user it calls).
+        self.dial_observers: list[Callable[[EmulatedCall], None]] = []
         self._outbound = asyncio.Queue[EmulatedCall]()
         self._validated: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,8 +149,12 @@ class AcsEmulator:
         caller: str = "+14255550123",
         callee: str = "+18005550100",
         display_name: str = "",
+        custom_context: dict[str, Any] | None = None,
     ) -> EmulatedCall:
-        """Ring: deliver an IncomingCall to the subscription (handshaking first if it is new)."""
+        """Ring: deliver an IncomingCall to the subscription (handshaking first if it is new).
+
+        `custom_context` is the caller's `{"sipHeaders": {...}, "voipHeaders": {...}}`, sent as is.
+        """
         if webhook_url not in self._validated:
             await self.subscribe(webhook_url)
         call = EmulatedCall(
@@ -163,7 +170,7 @@ class AcsEmulator:
         self.rest.incoming[call.incoming_call_context] = IncomingCall(
             call.incoming_call_context, call.correlation_id, call.server_call_id, call.caller, call.callee
         )
-        call.event = self._incoming_call_event(call, display_name)
+        call.event = self._incoming_call_event(call, display_name, custom_context)
         await self.redeliver(call, webhook_url, delivery_count=0)
         return call
 
@@ -177,18 +184,23 @@ class AcsEmulator:
             log.warning("IncomingCall delivery answered HTTP %d: %s", status, body)
         return status
 
-    def _incoming_call_event(self, call: EmulatedCall, display_name: str) -> dict[str, Any]:
+    def _incoming_call_event(
+        self, call: EmulatedCall, display_name: str, custom_context: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "to": call.callee,
+            "from": call.caller,
+            "serverCallId": call.server_call_id,
+            "callerDisplayName": display_name,
+            "incomingCallContext": call.incoming_call_context,
+            "correlationId": call.correlation_id,
+        }
+        if custom_context is not None:
+            data["customContext"] = custom_context
         return self._event_grid_event(
             "Microsoft.Communication.IncomingCall",
             f"/caller/{call.caller['rawId']}/recipient/{call.callee['rawId']}",
-            {
-                "to": call.callee,
-                "from": call.caller,
-                "serverCallId": call.server_call_id,
-                "callerDisplayName": display_name,
-                "incomingCallContext": call.incoming_call_context,
-                "correlationId": call.correlation_id,
-            },
+            data,
         )
 
     def _event_grid_event(self, event_type: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +288,8 @@ class AcsEmulator:
             call_connection_id=state.call_connection_id,
         )
         self.calls.append(call)
+        for observer in self.dial_observers:
+            observer(call)
         self._outbound.put_nowait(call)
         await asyncio.sleep(self.ring_seconds)  # ringing, then the callee picks up
         state.state = "connected"

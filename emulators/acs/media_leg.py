@@ -18,6 +18,7 @@ import time
 import uuid
 import wave
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ import numpy as np
 from emulators.serving import dial
 
 FRAME_S = 0.020
+# A live caller (the browser softphone) whose frames arrive faster than ACS's 20 ms clock sends them
+# must not build up delay: beyond this many queued frames the oldest are dropped.
+LIVE_BACKLOG_FRAMES = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class MediaLeg:
     sent_frames: int = 0
     connected_at: float = 0.0  # monotonic time the upgrade succeeded
     spoken: list[tuple[float, bytes]] = field(default_factory=list)  # caller speech frames, by send time
+    # told of every message the media host sends, as it arrives (a softphone relays them to a browser)
+    listeners: list[Callable[[Received], None]] = field(default_factory=list)
+    dropped_live_frames: int = 0
     # ACS's playout, kept up to date as messages arrive (polling it must stay cheap: it shares the loop)
     _by_kind: dict[str, list[Received]] = field(default_factory=dict)
     _played: list[HeardFrame] = field(default_factory=list)  # heard for sure (before a StopAudio)
@@ -110,6 +117,8 @@ class MediaLeg:
                 self._by_kind.setdefault(received.kind, []).append(received)
                 self._play(received)
                 self._arrived.set()
+                for listener in list(self.listeners):
+                    listener(received)
 
     def _play(self, r: Received) -> None:
         """ACS plays frames back to back in real time; StopAudio drops what it has not played yet."""
@@ -167,6 +176,15 @@ class MediaLeg:
         if not frames:
             done.set_result(None)
         return done
+
+    def feed(self, pcm: bytes) -> None:
+        """Live caller audio (one frame or a few), sent on the leg's 20 ms clock; a backlog is trimmed."""
+        step = self.frame_bytes
+        for i in range(0, len(pcm), step):
+            self._speech.append((pcm[i : i + step].ljust(step, b"\0"), None))
+        while len(self._speech) > LIVE_BACKLOG_FRAMES:
+            self._speech.popleft()
+            self.dropped_live_frames += 1
 
     @property
     def speaking(self) -> bool:

@@ -128,6 +128,7 @@ def test_routes_methods_and_auth_levels() -> None:
         "incoming_call": ("httpTrigger", "incoming-call", ["OPTIONS", "POST"], "FUNCTION"),
         "callbacks": ("httpTrigger", "callbacks", ["POST"], "ANONYMOUS"),
         "start_call": ("httpTrigger", "calls", ["POST"], "FUNCTION"),
+        "issue_token": ("httpTrigger", "token", ["POST"], "FUNCTION"),  # mints calling identities
         # GET and HEAD only to answer 405 saying what to fix; the signature is the authentication
         "twilio_voice": ("httpTrigger", "twilio/voice", ["GET", "HEAD", "POST"], "ANONYMOUS"),
         "twilio_stream_status": ("httpTrigger", "twilio/stream-status", ["GET", "HEAD", "POST"], "ANONYMOUS"),

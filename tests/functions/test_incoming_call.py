@@ -122,6 +122,88 @@ async def test_profile_and_16k_format_reach_the_transport_url(
     assert options["audioFormat"] == "pcm16KMono"
 
 
+def with_custom_context(context: Any) -> dict[str, Any]:
+    event = incoming_call_event()
+    return {**event, "data": {**event["data"], "customContext": context}}
+
+
+def transport_query(acs: CallAutomationStandIn) -> dict[str, list[str]]:
+    (answer,) = answers(acs)
+    return parse_qs(urlsplit(answer["mediaStreamingOptions"]["transportUrl"]).query)
+
+
+CHOICE = {"X-MS-Custom-Profile": "restaurant", "X-MS-Custom-Voice": "coral"}
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"sipHeaders": CHOICE},
+        {"voipHeaders": {"x-ms-custom-profile": "restaurant", "X-MS-CUSTOM-VOICE": "coral"}},
+        {"sipHeaders": {"X-MS-Custom-Profile": "restaurant"}, "voipHeaders": {"X-MS-Custom-Voice": "coral"}},
+    ],
+)
+async def test_callers_choose_profile_and_voice_when_allowed(
+    acs: CallAutomationStandIn,
+    control_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    context: Any,
+) -> None:
+    caplog.set_level(logging.INFO)
+    control_env.setenv("CALLER_CHOOSES_PROFILE", "true")
+    assert (await invoke("incoming_call", json_body=[with_custom_context(context)])).status_code == 200
+
+    query = transport_query(acs)
+    assert (query["profile"], query["voice"]) == (["restaurant"], ["coral"])
+    (answered,) = audit_events(caplog, "CallAnswered")
+    assert (answered["profile"], answered["voice"]) == ("restaurant", "coral")
+
+
+async def test_callers_choice_is_ignored_by_default(
+    acs: CallAutomationStandIn, control_env: pytest.MonkeyPatch
+) -> None:
+    control_env.setenv("AOAI_INBOUND_PROFILE", "restaurant")
+    event = with_custom_context({"sipHeaders": {"X-MS-Custom-Profile": "nope", "X-MS-Custom-Voice": "coral"}})
+    assert (await invoke("incoming_call", json_body=[event])).status_code == 200
+    query = transport_query(acs)
+    assert query["profile"] == ["restaurant"] and "voice" not in query  # the deployment's, not the caller's
+
+
+@pytest.mark.parametrize(
+    ("context", "ignored"),
+    [
+        (
+            {"sipHeaders": {"X-MS-Custom-Profile": "pizzeria", "X-MS-Custom-Voice": "nova"}},
+            ["Profile", "Voice"],
+        ),
+        (
+            {"sipHeaders": {"X-MS-Custom-Profile": "../prompts/restaurant", "X-MS-Custom-Voice": 7}},
+            ["Profile"],
+        ),
+        ({"sipHeaders": {"X-MS-Custom-Profile": "p" * 600}}, []),  # over-long: as if not sent
+        ({"sipHeaders": ["X-MS-Custom-Profile", "restaurant"]}, []),
+        ("restaurant", []),
+        (None, []),
+    ],
+)
+async def test_a_bad_choice_falls_back_and_never_fails_the_call(
+    acs: CallAutomationStandIn,
+    control_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    context: Any,
+    ignored: list[str],
+) -> None:
+    control_env.setenv("CALLER_CHOOSES_PROFILE", "true")
+    control_env.setenv("AOAI_INBOUND_PROFILE", "restaurant")
+    response = await invoke("incoming_call", json_body=[with_custom_context(context)])
+
+    assert body_of(response)["answered"] == 1
+    query = transport_query(acs)
+    assert query["profile"] == ["restaurant"] and "voice" not in query
+    warnings = [r.getMessage() for r in caplog.records if "ignoring the caller's" in r.getMessage()]
+    assert [w.split(":")[0].removeprefix("ignoring the caller's X-MS-Custom-") for w in warnings] == ignored
+
+
 async def test_redelivery_to_the_same_instance_is_skipped(acs: CallAutomationStandIn) -> None:
     event = incoming_call_event()
     first = await invoke("incoming_call", json_body=[event])

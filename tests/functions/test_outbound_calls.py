@@ -84,8 +84,12 @@ async def test_pstn_without_acs_phone_number_is_409(
         (b"{}", "target is required"),
         (b"call +14255550100 please", "body is not valid JSON"),
         (b'["+14255550100"]', "body must be a JSON object"),
-        (b'{"target": "+14255550100", "from": "+1"}', "unknown field(s): from; allowed: target, profile"),
+        (
+            b'{"target": "+14255550100", "from": "+1"}',
+            "unknown field(s): from; allowed: target, profile, voice",
+        ),
         (b'{"target": "+14255550100", "profile": 7}', "profile must be a string"),
+        (b'{"target": "+14255550100", "voice": ["coral"]}', "voice must be a string"),
     ],
 )
 async def test_bad_input_is_400_and_sends_nothing(
@@ -104,6 +108,31 @@ async def test_unknown_profile_lists_the_available_ones(acs: CallAutomationStand
     response = await invoke("start_call", json_body={"target": CALLEE, "profile": profile})
     assert response.status_code == 400
     assert "available profiles: restaurant" in body_of(response)["error"]
+    assert acs.requests == []
+
+
+async def test_voice_rides_in_the_transport_url_next_to_the_profile(
+    acs: CallAutomationStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = await invoke(
+        "start_call", json_body={"target": OUR_USER, "profile": "restaurant", "voice": "coral"}
+    )
+
+    assert response.status_code == 202
+    url = urlsplit((await acs.wait_for("create")).body["mediaStreamingOptions"]["transportUrl"])
+    assert parse_qs(url.query) == {"profile": ["restaurant"], "voice": ["coral"], "caller": [OUR_USER]}
+    (placed,) = audit_events(caplog, "OutboundCallPlaced")
+    assert (placed["profile"], placed["voice"]) == ("restaurant", "coral")
+
+
+@pytest.mark.parametrize("voice", ["Coral", "nova", "", "coral ", "x" * 10_000])
+async def test_unknown_voice_is_400_listing_the_voices(acs: CallAutomationStandIn, voice: str) -> None:
+    response = await invoke("start_call", json_body={"target": CALLEE, "voice": voice})
+    assert response.status_code == 400
+    assert body_of(response)["error"] == (
+        "voice must be one of: alloy, ash, ballad, coral, echo, sage, shimmer, verse, marin, cedar"
+    )
     assert acs.requests == []
 
 

@@ -134,6 +134,7 @@ def test_a_function_key_opens_its_function_only_and_the_host_key_every_one() -> 
     assert keys.open("incoming_call", EVENT_GRID_KEY) and not keys.open("start_call", EVENT_GRID_KEY)
     assert keys.open("incoming_call", FUNCTION_KEY) and keys.open("start_call", FUNCTION_KEY)
     assert not keys.open("start_call", "") and not keys.open("start_call", FUNCTION_KEY[:-1])
+    assert keys.open("issue_token", FUNCTION_KEY) and not keys.open("issue_token", EVENT_GRID_KEY)
     assert FUNCTION_KEY not in repr(keys) and EVENT_GRID_KEY not in repr(keys)
 
 
@@ -170,11 +171,12 @@ async def check_routes(http: aiohttp.ClientSession, url: str) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as door:  # `npx wscat -c wss://<app>/ws/twilio`
         await http.ws_connect(f"{url}/ws/twilio")
     assert door.value.status == 403
-    for key in (None, "wrong" * 10, EVENT_GRID_KEY):  # FUNCTION: the host's 401, before the function runs
-        async with http.post(f"{url}/api/calls", params={"code": key} if key else {}, data=b"{") as refused:
-            assert refused.status == 401
-    async with http.post(f"{url}/api/calls", headers={"x-functions-key": FUNCTION_KEY}, data=b"{") as bad:
-        assert bad.status == 400  # the function itself answered
+    for route in ("/api/calls", "/api/token"):
+        for key in (None, "wrong" * 10, EVENT_GRID_KEY):  # FUNCTION: the host's 401, before the function runs
+            async with http.post(f"{url}{route}", params={"code": key} if key else {}, data=b"{") as refused:
+                assert refused.status == 401
+        async with http.post(f"{url}{route}", headers={"x-functions-key": FUNCTION_KEY}, data=b"{") as bad:
+            assert bad.status == 400  # the function itself answered
 
 
 async def test_sigterm_drains_calls_while_the_control_routes_still_serve(

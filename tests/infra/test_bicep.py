@@ -70,6 +70,7 @@ FUNCTIONS_NOT_SET = {
     "ACS_JWT_ISSUER": "defaults to ACS's own issuer; only a local emulator overrides it",
     "ACS_OPENID_CONFIG_URL": "defaults to ACS's own OpenID configuration; only a local emulator overrides it",
     "OUTBOUND_CALLS_PER_MINUTE": "tuning knob (the code's default, 10, is the tested value)",
+    "CALLER_CHOOSES_PROFILE": "off by default: callers may pick the profile only where a deployment trusts them",
     "TWILIO_ACCOUNT_SID": "Twilio only (the all-in-one deployment)",
     "TWILIO_AUTH_TOKEN": "Twilio only (the all-in-one deployment)",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS": "tuning knob",
