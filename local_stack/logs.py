@@ -44,7 +44,8 @@ def start_run_log(out_dir: Path, *, keep: int = KEEP) -> RunLog:
     # Names sort by time: UTC, so no clock change reorders them; the pid tells apart two runs in a second.
     older = sorted(logs.glob(f"{PREFIX}*.log"))
     for old in older[: max(0, len(older) - (keep - 1))]:
-        old.unlink(missing_ok=True)  # another run may be pruning too
+        if not _running(old):  # a `make up` that has been up a long time still writes its own
+            old.unlink(missing_ok=True)  # another run may be pruning too
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = logs / f"{PREFIX}{stamp}-{os.getpid()}.log"
     file_handler = logging.FileHandler(path, encoding="utf-8")
@@ -55,3 +56,17 @@ def start_run_log(out_dir: Path, *, keep: int = KEEP) -> RunLog:
     logging.basicConfig(level=logging.INFO, handlers=[file_handler, console], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return RunLog(path, console)
+
+
+def _running(log: Path) -> bool:
+    """Whether the run that writes `log` (its pid ends the name) is still alive on this machine."""
+    pid = log.stem.rpartition("-")[2]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

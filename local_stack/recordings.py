@@ -24,6 +24,7 @@ from media_host.call_events import CallEnded, CallEvent
 
 from .records import CallRecord, CallStats
 from .stack import LocalStack
+from .waiting import first_set
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Recordings:
     async def _save(self, call_id: str) -> None:
         emulated = self._emulated(call_id)
         if emulated is not None:
-            await _first_of(emulated.ended, self._closing, timeout=LEG_END_TIMEOUT_S)
+            await first_set(emulated.ended, self._closing, timeout=LEG_END_TIMEOUT_S)
         stats = CallStats()
         record = self.stack.record(call_id)
         if record is not None:
@@ -144,14 +145,9 @@ class Recordings:
             log.exception("call %s could not be saved under %s", call_id, self.out_dir)
             future.set_exception(exc)
             return
+        if emulated is not None and emulated.leg is not None:
+            emulated.leg.drop_audio()  # it is in the files now: a long `make up` must not keep every call's
         self.by_call[call_id] = saved
         future.set_result(saved)
         if self.on_saved is not None:
             self.on_saved(saved)
-
-
-async def _first_of(*events: asyncio.Event, timeout: float) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    for w in waits:
-        w.cancel()

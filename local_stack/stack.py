@@ -96,18 +96,19 @@ class LocalStack:
             raise
         self.model_url = media_settings.model.realtime_url()
         self._gateway = create_gateway(media_settings, keys=FunctionKeys(self.function_key))
-        self.softphone = SoftphoneContext(
-            gateway_url=self.gateway_url,
-            function_key=self.function_key,
-            incoming_call_url=self.incoming_call_url,
-            number=self.number,
-            emulator=None if self.real_acs or self.provider != "acs" else self.emulator,
-            profiles=tuple(sorted(media_settings.profiles)),
-            default_profile=env["AOAI_INBOUND_PROFILE"],
-            default_voice=media_settings.model.voice,
-            router=self.calls_to_pages,
-        )
-        add_softphone(self._gateway, self.softphone)
+        if self.provider == "acs":  # the softphone calls through ACS, emulated or real
+            self.softphone = SoftphoneContext(
+                gateway_url=self.gateway_url,
+                function_key=self.function_key,
+                incoming_call_url=self.incoming_call_url,
+                number=self.number,
+                emulator=None if self.real_acs else self.emulator,
+                profiles=tuple(sorted(media_settings.profiles)),
+                default_profile=env["AOAI_INBOUND_PROFILE"],
+                default_voice=media_settings.model.voice,
+                router=self.calls_to_pages,
+            )
+            add_softphone(self._gateway, self.softphone)
         runner, _ = await serve_on(self._gateway, sock)
         self._runners.append(runner)
         # told about every call, as the audit trail is

@@ -78,6 +78,7 @@ class EmulatedCall:
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     media_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the leg is up, or it failed
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    delivery_status: int | None = None  # what the webhook answered the IncomingCall (inbound calls)
 
     def callback_types(self) -> list[str]:
         return [c.type for c in self.callbacks]
@@ -107,6 +108,9 @@ class AcsEmulator:
         for call in self.calls:
             if call.leg is not None:
                 await call.leg.close()
+            if not call.ended.is_set():  # whoever follows a call learns it is over
+                call.end_reason = call.end_reason or "emulator_closed"
+                call.ended.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -171,7 +175,7 @@ class AcsEmulator:
             call.incoming_call_context, call.correlation_id, call.server_call_id, call.caller, call.callee
         )
         call.event = self._incoming_call_event(call, display_name, custom_context)
-        await self.redeliver(call, webhook_url, delivery_count=0)
+        call.delivery_status = await self.redeliver(call, webhook_url, delivery_count=0)
         return call
 
     async def redeliver(self, call: EmulatedCall, webhook_url: str, *, delivery_count: int = 1) -> int:
@@ -276,6 +280,10 @@ class AcsEmulator:
             log.warning("answer for an unknown incoming call context")
             return
         call.call_connection_id = state.call_connection_id
+        if call.ended.is_set():  # the caller gave up while it rang: the answered call ends at once
+            state.state = "disconnected"
+            await self._callback(call, state, "CallDisconnected")
+            return
         await self._connect(call, state)
 
     async def _dialled(self, state: CallState) -> None:
@@ -292,6 +300,8 @@ class AcsEmulator:
             observer(call)
         self._outbound.put_nowait(call)
         await asyncio.sleep(self.ring_seconds)  # ringing, then the callee picks up
+        if call.ended.is_set():  # hung up while it rang
+            return
         state.state = "connected"
         await self._connect(call, state)
 
@@ -341,7 +351,7 @@ class AcsEmulator:
 
     async def _ended(self, state: CallState, reason: str) -> None:
         call = self._find(state)
-        if call is None or call.ended.is_set():
+        if call is None or call.end_reason is not None:  # set before any await: two hang-ups, one end
             return
         call.end_reason = reason
         state.state = "disconnected"
@@ -351,9 +361,14 @@ class AcsEmulator:
         call.ended.set()
 
     async def caller_hangs_up(self, call: EmulatedCall) -> None:
+        """The caller puts the phone down: a call not yet answered is abandoned (if the app answers it
+        after all, it ends at once)."""
         state = self.rest.calls.get(call.call_connection_id or "")
         if state is not None:
             await self._ended(state, "caller_hung_up")
+        elif call.end_reason is None:
+            call.end_reason = "caller_abandoned"
+            call.ended.set()
 
     async def _callback(
         self,

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 import uuid
 import wave
@@ -28,9 +29,13 @@ import numpy as np
 
 from emulators.serving import dial
 
+log = logging.getLogger(__name__)
+
 FRAME_S = 0.020
-# A live caller (the browser softphone) whose frames arrive faster than ACS's 20 ms clock sends them
-# must not build up delay: beyond this many queued frames the oldest are dropped.
+# A live caller (the browser softphone) sends frames on its own clock, in small bursts: two frames are
+# held before speaking starts, so a late frame does not become a gap mid-word, and beyond ten (200 ms)
+# the oldest are dropped, so a faster sender does not build up delay.
+LIVE_START_FRAMES = 2
 LIVE_BACKLOG_FRAMES = 10
 
 
@@ -66,12 +71,16 @@ class MediaLeg:
     # told of every message the media host sends, as it arrives (a softphone relays them to a browser)
     listeners: list[Callable[[Received], None]] = field(default_factory=list)
     dropped_live_frames: int = 0
+    failed_listeners: int = 0
     # ACS's playout, kept up to date as messages arrive (polling it must stay cheap: it shares the loop)
     _by_kind: dict[str, list[Received]] = field(default_factory=dict)
     _played: list[HeardFrame] = field(default_factory=list)  # heard for sure (before a StopAudio)
     _queued: list[HeardFrame] = field(default_factory=list)  # will be heard unless a StopAudio comes first
     _playing_until: float = 0.0
     _speech: deque[tuple[bytes, asyncio.Future[None] | None]] = field(default_factory=deque)
+    _live: deque[bytes] = field(default_factory=deque)  # a live caller's frames (`feed`)
+    _live_remainder: bytes = b""
+    _live_flowing: bool = False
     _streamer: asyncio.Task[None] | None = None
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
@@ -118,7 +127,11 @@ class MediaLeg:
                 self._play(received)
                 self._arrived.set()
                 for listener in list(self.listeners):
-                    listener(received)
+                    try:
+                        listener(received)
+                    except Exception:  # a listener's bug must not stop the call's media
+                        self.failed_listeners += 1
+                        log.exception("media leg listener failed")
 
     def _play(self, r: Received) -> None:
         """ACS plays frames back to back in real time; StopAudio drops what it has not played yet."""
@@ -178,13 +191,31 @@ class MediaLeg:
         return done
 
     def feed(self, pcm: bytes) -> None:
-        """Live caller audio (one frame or a few), sent on the leg's 20 ms clock; a backlog is trimmed."""
+        """Live caller audio in pieces of any size, sent as whole frames on the leg's 20 ms clock."""
+        data = self._live_remainder + pcm
         step = self.frame_bytes
-        for i in range(0, len(pcm), step):
-            self._speech.append((pcm[i : i + step].ljust(step, b"\0"), None))
-        while len(self._speech) > LIVE_BACKLOG_FRAMES:
-            self._speech.popleft()
+        whole = len(data) - len(data) % step
+        self._live.extend(data[i : i + step] for i in range(0, whole, step))
+        self._live_remainder = data[whole:]
+        while len(self._live) > LIVE_BACKLOG_FRAMES:
+            self._live.popleft()
             self.dropped_live_frames += 1
+
+    def _next_live_frame(self) -> bytes | None:
+        if not self._live_flowing and len(self._live) >= LIVE_START_FRAMES:
+            self._live_flowing = True
+        if not self._live_flowing:
+            return None
+        if not self._live:
+            self._live_flowing = False  # ran dry: hold the next frames again before sending them
+            return None
+        return self._live.popleft()
+
+    def drop_audio(self) -> None:
+        """Forget the audio kept for `heard()` and recordings (once a call is saved, say), keeping the rest."""
+        for kept in (self.received, self.spoken, self._played, self._queued):
+            kept.clear()
+        self._by_kind.clear()
 
     @property
     def speaking(self) -> bool:
@@ -196,12 +227,16 @@ class MediaLeg:
         n = 0
         while not self.closed:
             try:
+                live = None if self._speech else self._next_live_frame()
                 if self._speech:
                     frame, done = self._speech.popleft()
                     self.spoken.append((time.monotonic(), frame))
                     await self.send_audio(frame)
                     if done is not None and not done.done():
                         done.set_result(None)
+                elif live is not None:
+                    self.spoken.append((time.monotonic(), live))
+                    await self.send_audio(live, silent=not any(live))
                 else:
                     await self.send_audio(silence, silent=True)
             except ConnectionError:

@@ -11,7 +11,7 @@ Page protocol (one WebSocket): binary frames are PCM16 little-endian mono at the
 each, both ways. Text frames are JSON: the page sends `{"type": "call", "profile", "voice"}`,
 `{"type": "await", "userId"}` (before asking for "Call me") or `{"type": "hangup"}`; the server sends
 `state`, `media` (the call's rate), `clear` (StopAudio: empty playback now), `turn`, `answer`
-(latency), `barge_in`, `tool`, `ended` (with the recording's links) and `error`.
+(latency), `barge_in`, `tool`, `media_ended`, `ended` (with the recording's links) and `error`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +40,15 @@ from media_host.call_events import (
     TurnTaken,
 )
 
+from ..waiting import first_set
+
 log = logging.getLogger(__name__)
 
 SOFTPHONE_CALLER = "+14255550199"  # the emulated PSTN number the browser calls from
 RING_TIMEOUT_S = 30.0
+MEDIA_TIMEOUT_S = 15.0  # answered -> the media stream is up
 MAX_FRAME_BYTES = 8 * 960  # a few 20 ms frames at 24 kHz; more in one message is a bad page
-OUTBOX_LIMIT = 3000  # ~60 s of 20 ms frames: a page that stops reading loses audio, not memory
+AUDIO_BACKLOG = 3000  # ~60 s of 20 ms frames: a page that stops reading loses audio, not memory
 
 
 class PageError(Exception):
@@ -54,21 +57,43 @@ class PageError(Exception):
 
 @dataclass
 class BrowserCall:
-    """The bridge for one page socket. `events` is fed by the media host's call observer."""
+    """The bridge for one page socket. `on_call_event` is fed by the media host's call observer."""
 
     ws: web.WebSocketResponse
     started: float = field(default_factory=time.monotonic)
     call: EmulatedCall | None = None
-    dropped_outgoing: int = 0
-    bad_frames: int = 0
-    _outbox: asyncio.Queue[bytes | str | None] = field(default_factory=asyncio.Queue)
+    dropped_audio: int = 0  # frames to the page dropped because it stopped reading
+    bad_frames: int = 0  # page audio that was not whole PCM16 samples of a sane size
+    bad_messages: int = 0  # page text that was not a message we know
+    hang_up_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    _outbox: deque[bytes | str] = field(default_factory=deque)
+    _queued_audio: int = 0
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _closed: bool = False
 
     # -- to the page --------------------------------------------------------------------------
-    def send(self, message: dict[str, Any] | bytes) -> None:
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
-            self.dropped_outgoing += 1
+    def send(self, message: dict[str, Any]) -> None:
+        """Control messages are never dropped: there are few, and each changes what the page shows."""
+        self._put(json.dumps(message))
+
+    def send_audio(self, pcm: bytes) -> None:
+        if self._queued_audio >= AUDIO_BACKLOG:
+            self.dropped_audio += 1
             return
-        self._outbox.put_nowait(message if isinstance(message, bytes) else json.dumps(message))
+        self._queued_audio += 1
+        self._put(pcm)
+
+    def clear_audio(self) -> None:
+        """StopAudio: audio still queued for the page would be played and then cleared; drop it here."""
+        kept = [item for item in self._outbox if isinstance(item, str)]
+        self._outbox = deque(kept)
+        self._queued_audio = 0
+        self.send({"type": "clear", "atWallMs": time.time() * 1000})
+
+    def _put(self, item: bytes | str) -> None:
+        if not self._closed:
+            self._outbox.append(item)
+            self._ready.set()
 
     def state(self, state: str, **details: Any) -> None:
         self.send({"type": "state", "state": state, "atMs": self.elapsed_ms(), **details})
@@ -78,17 +103,26 @@ class BrowserCall:
 
     async def pump(self) -> None:
         """The one writer of the page socket, in order: audio sent before `clear` is played before it."""
-        while (item := await self._outbox.get()) is not None:
-            try:
-                if isinstance(item, bytes):
-                    await self.ws.send_bytes(item)
-                else:
-                    await self.ws.send_str(item)
-            except ConnectionError:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._outbox:
+                item = self._outbox.popleft()
+                try:
+                    if isinstance(item, bytes):
+                        self._queued_audio -= 1
+                        await self.ws.send_bytes(item)
+                    else:
+                        await self.ws.send_str(item)
+                except ConnectionError:
+                    return
+            if self._closed:
                 return
 
     def close_outbox(self) -> None:
-        self._outbox.put_nowait(None)
+        """Send what is queued, then stop the pump."""
+        self._closed = True
+        self._ready.set()
 
     # -- from the media leg and the media host ------------------------------------------------
     def attach(self, leg: MediaLeg) -> None:
@@ -105,11 +139,12 @@ class BrowserCall:
 
     def on_media(self, received: Received) -> None:
         if received.kind == "AudioData":
-            self.send(received.pcm)
+            self.send_audio(received.pcm)
         elif received.kind == "StopAudio":
-            self.send({"type": "clear"})
+            self.clear_audio()
 
     def on_call_event(self, event: CallEvent) -> None:
+        at = self.elapsed_ms()
         if isinstance(event, MediaConnected):
             self.state("model", profile=event.profile)
         elif isinstance(event, TurnTaken):
@@ -120,48 +155,46 @@ class BrowserCall:
                     "role": turn.role,
                     "text": turn.text,
                     "interrupted": turn.interrupted,
-                    "atMs": self.elapsed_ms(),
+                    "atMs": at,
                 }
             )
         elif isinstance(event, AssistantAudioStarted):
-            self.send(
-                {
-                    "type": "answer",
-                    "turnLatencyMs": _ms(event.turn_latency_ms),
-                    "firstAudioMs": _ms(event.first_audio_ms),
-                    "atMs": self.elapsed_ms(),
-                }
-            )
+            latency, first = _ms(event.turn_latency_ms), _ms(event.first_audio_ms)
+            self.send({"type": "answer", "turnLatencyMs": latency, "firstAudioMs": first, "atMs": at})
         elif isinstance(event, BargedIn):
-            self.send(
-                {"type": "barge_in", "reactionMs": round(event.reaction_ms, 1), "atMs": self.elapsed_ms()}
-            )
+            self.send({"type": "barge_in", "reactionMs": round(event.reaction_ms, 1), "atMs": at})
         elif isinstance(event, ToolUsed):
+            outcome, took = event.outcome, round(event.duration_ms)
             self.send(
-                {
-                    "type": "tool",
-                    "name": event.name,
-                    "outcome": event.outcome,
-                    "durationMs": round(event.duration_ms),
-                    "atMs": self.elapsed_ms(),
-                }
+                {"type": "tool", "name": event.name, "outcome": outcome, "durationMs": took, "atMs": at}
             )
         elif isinstance(event, CallEnded):
             self.send({"type": "media_ended", "why": event.why, "durationS": round(event.duration_s, 1)})
 
     # -- from the page ------------------------------------------------------------------------
-    async def read_page(self, leg: MediaLeg, on_hang_up: Callable[[], Awaitable[None]]) -> None:
-        """Microphone frames to the caller leg until the page hangs up or goes away."""
+    async def read_page(self) -> None:
+        """Microphone frames to the caller leg (once there is one) until the page hangs up or goes."""
         async for msg in self.ws:
             if msg.type == WSMsgType.BINARY:
                 data = msg.data
                 if len(data) % 2 or not 0 < len(data) <= MAX_FRAME_BYTES:
                     self.bad_frames += 1  # counted and dropped; the call goes on
-                    continue
-                leg.feed(data)
-            elif msg.type == WSMsgType.TEXT and _message_type(msg.data) == "hangup":
+                elif self.call is not None and self.call.leg is not None:
+                    self.call.leg.feed(data)
+            elif msg.type == WSMsgType.TEXT and message_type(msg.data) == "hangup":
                 break
-        await on_hang_up()
+            else:
+                self.bad_messages += 1
+        self.hang_up_asked.set()
+
+    def dropped(self) -> dict[str, int]:
+        leg = None if self.call is None else self.call.leg
+        return {
+            "badFrames": self.bad_frames,
+            "badMessages": self.bad_messages,
+            "droppedAudio": self.dropped_audio,
+            "droppedMicFrames": 0 if leg is None else leg.dropped_live_frames,
+        }
 
 
 class CallRouter:
@@ -171,6 +204,7 @@ class CallRouter:
     def __init__(self) -> None:
         self.by_call: dict[str, BrowserCall] = {}
         self.awaiting: dict[str, asyncio.Future[EmulatedCall]] = {}  # ACS user id -> its ringing call
+        self.pages: set[web.WebSocketResponse] = set()  # open page sockets, closed on shutdown
 
     def on_call_event(self, ids: CallIds, event: CallEvent) -> None:
         page = self.by_call.get(ids.call_connection_id)
@@ -182,53 +216,50 @@ class CallRouter:
         if waiting is not None and not waiting.done():
             waiting.set_result(call)
 
+    def forget(self, call_connection_id: str, page: BrowserCall) -> None:
+        if self.by_call.get(call_connection_id) is page:
+            del self.by_call[call_connection_id]
 
-async def bridge(page: BrowserCall, call: EmulatedCall, emulator: AcsEmulator, router: CallRouter) -> str:
-    """Follow a ringing call to its end with the page as the caller (or callee); returns the end reason."""
+
+async def bridge(page: BrowserCall, call: EmulatedCall, emulator: AcsEmulator, router: CallRouter) -> None:
+    """Follow a ringing call to its end with the page as the caller (or callee). Whatever happens, the
+    call does not outlive the bridge: afterwards `call.end_reason` says how it ended."""
     page.call = call
+    reader = asyncio.create_task(page.read_page())  # a hang-up counts from the first ring
     try:
-        async with asyncio.timeout(RING_TIMEOUT_S):
-            await _first(call.connected.wait(), call.ended.wait())
-    except TimeoutError:
-        raise PageError("the call was not answered in time") from None
-    if call.ended.is_set():
-        return call.end_reason or "ended"
-    assert call.call_connection_id is not None
-    router.by_call[call.call_connection_id] = page
-    page.state("connected", callConnectionId=call.call_connection_id)
-    await call.media_ready.wait()
-    leg = call.leg
-    if leg is None:
-        raise PageError("media streaming failed: the media host could not be reached")
-    page.send({"type": "media", "sampleRate": leg.sample_rate})
-    page.attach(leg)
-
-    async def hang_up() -> None:
-        if not call.ended.is_set():
-            await emulator.caller_hangs_up(call)
-
-    reader = asyncio.create_task(page.read_page(leg, hang_up))
-    try:
-        await call.ended.wait()
+        if not await first_set(call.connected, call.ended, page.hang_up_asked, timeout=RING_TIMEOUT_S):
+            raise PageError("the call was not answered in time")
+        if call.ended.is_set() or page.hang_up_asked.is_set():
+            return
+        assert call.call_connection_id is not None
+        router.by_call[call.call_connection_id] = page
+        page.state("connected", callConnectionId=call.call_connection_id)
+        if not await first_set(call.media_ready, call.ended, page.hang_up_asked, timeout=MEDIA_TIMEOUT_S):
+            raise PageError("the media stream did not start")
+        leg = call.leg
+        if leg is None and not call.ended.is_set() and not page.hang_up_asked.is_set():
+            raise PageError("media streaming failed: the media host could not be reached")
+        if leg is not None:
+            page.send({"type": "media", "sampleRate": leg.sample_rate})
+            page.attach(leg)
+        await first_set(call.ended, page.hang_up_asked)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        with contextlib.suppress(ValueError):
-            leg.listeners.remove(page.on_media)
-    return call.end_reason or "ended"
+        if call.leg is not None:
+            with contextlib.suppress(ValueError):
+                call.leg.listeners.remove(page.on_media)
+        if not call.ended.is_set():
+            await emulator.caller_hangs_up(call)  # the page is gone, or gave up: so does its caller
+        if call.call_connection_id:
+            router.forget(call.call_connection_id, page)
+        counts = page.dropped()
+        if any(counts.values()):
+            log.warning("softphone call %s dropped: %s", call.call_connection_id, counts)
 
 
-async def _first(*waits: Awaitable[Any]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-def _message_type(data: str) -> str:
+def message_type(data: str) -> str:
     try:
         value = json.loads(data)
     except ValueError:

@@ -4,19 +4,23 @@
 It is served to this machine only. `make up` listens on every interface so a tunnel can bring ACS's
 webhooks in, and the softphone calls keyed routes with the local function key: through a tunnel it
 would lend that key to anyone. A request counts as local when it comes from loopback, names
-localhost (or a loopback address) as its host and was not forwarded by a proxy or tunnel agent.
+localhost (or a loopback address) as its Host and was not forwarded by a proxy or tunnel agent; and,
+since any web page the person has open could otherwise make their browser send requests here, a
+request from a browser must come from the softphone's own origin and POST only JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -35,8 +39,12 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 ACS_BUNDLE = STATIC / "vendor" / "acs-calling.js"  # built at set-up (web/acs-calling), never committed
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Original-Host")
+FORWARDING_HEADERS = (
+    "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Original-Host", "X-Real-IP", "Via",
+    "CF-Connecting-IP", "True-Client-IP",
+)  # fmt: skip
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+CALL_ME_WAIT_S = 30.0  # the page said it awaits a call: the call-me request should follow at once
 RECORDING_WAIT_S = 15.0  # the files are written once the emulator's side has ended too
 CALL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -55,6 +63,7 @@ class SoftphoneContext:
     default_voice: str
     router: CallRouter
     recordings: Recordings | None = None  # set by `make up`, which saves every call
+    issued_users: set[str] = field(default_factory=set)  # the ACS users /softphone/token issued
 
 
 CONTEXT = web.AppKey("softphone", SoftphoneContext)
@@ -70,6 +79,13 @@ def add_softphone(app: web.Application, context: SoftphoneContext) -> None:
     app.router.add_get("/softphone/calls/{call_id}/{name}", _download)
     app.router.add_static("/softphone/static/", STATIC, follow_symlinks=False)
     app.middlewares.append(_local_only)
+    app.on_shutdown.append(close_pages)
+
+
+def _local_host(authority: str) -> bool:
+    """Whether a Host header or an origin's authority names this machine (any port)."""
+    host = urlsplit(f"//{authority}").hostname or ""
+    return host.lower() in LOCAL_HOSTS
 
 
 def is_local(request: web.Request) -> bool:
@@ -79,16 +95,33 @@ def is_local(request: web.Request) -> bool:
         remote_is_loopback = ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
         return False
-    host = (request.url.host or "").strip("[]").lower()
-    return remote_is_loopback and host in LOCAL_HOSTS
+    return remote_is_loopback and _local_host(request.headers.get("Host", ""))
+
+
+def cross_site(request: web.Request) -> str | None:
+    """Why a browser request may come from another site's page, or None."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or parts.netloc != request.headers.get("Host", ""):
+            return "requests from other origins are refused"
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return "cross-site requests are refused"
+    if request.method == "POST" and request.content_type != "application/json":
+        return "POST a JSON body (Content-Type: application/json)"
+    return None
 
 
 @web.middleware
 async def _local_only(request: web.Request, handler: Any) -> web.StreamResponse:
-    if (request.path == "/" or request.path.startswith("/softphone/")) and not is_local(request):
-        raise web.HTTPForbidden(
-            text="the softphone is served to this machine only: open http://localhost:<port>/ on it\n"
-        )
+    if request.path == "/" or request.path.startswith("/softphone/"):
+        if not is_local(request):
+            raise web.HTTPForbidden(
+                text="the softphone is served to this machine only: open http://localhost:<port>/ on it\n"
+            )
+        why = cross_site(request)
+        if why is not None:
+            raise web.HTTPForbidden(text=f"the softphone answers its own page only: {why}\n")
     response: web.StreamResponse = await handler(request)
     return response
 
@@ -124,6 +157,7 @@ async def _socket(request: web.Request) -> web.WebSocketResponse:
     c = request.app[CONTEXT]
     ws = web.WebSocketResponse(max_msg_size=1 << 16, heartbeat=20.0)
     await ws.prepare(request)
+    c.router.pages.add(ws)
     page = BrowserCall(ws)
     pump = asyncio.create_task(page.pump())
     try:
@@ -133,27 +167,43 @@ async def _socket(request: web.Request) -> web.WebSocketResponse:
             return ws
         call = await _ring(page, ask, c)
         page.state("ringing", direction=call.direction)
-        why = await bridge(page, call, c.emulator, c.router)  # type: ignore[arg-type]  # _ring checked it
-        ended: dict[str, Any] = {"type": "ended", "why": why, "atMs": page.elapsed_ms()}
-        if call.call_connection_id and c.recordings is not None:
-            try:
-                async with asyncio.timeout(RECORDING_WAIT_S):
-                    saved = await c.recordings.wait(call.call_connection_id)
-            except (TimeoutError, OSError):
-                saved = None
-            if saved is not None and saved.wav is not None:
-                base = f"/softphone/calls/{call.call_connection_id}"
-                ended.update(recording=f"{base}/recording.wav", transcript=f"{base}/transcript.json")
-        page.send(ended)
+        assert c.emulator is not None  # _ring rings only where ACS is emulated
+        await bridge(page, call, c.emulator, c.router)
+        page.send(await _ended(page, call, c))
     except PageError as exc:
         page.send({"type": "error", "message": str(exc)})
+    except Exception:  # a bug here must not leave the page waiting in silence
+        log.exception("softphone call failed")
+        page.send({"type": "error", "message": "the softphone failed: see the local stack's log"})
     finally:
-        if page.call is not None and page.call.call_connection_id:
-            c.router.by_call.pop(page.call.call_connection_id, None)
+        c.router.pages.discard(ws)
         page.close_outbox()
         await pump
         await ws.close()
     return ws
+
+
+async def _ended(page: BrowserCall, call: EmulatedCall, c: SoftphoneContext) -> dict[str, Any]:
+    """How the call ended, with links to its files once `make up` has saved them."""
+    ended: dict[str, Any] = {
+        "type": "ended", "why": call.end_reason or "ended", "atMs": page.elapsed_ms(), "dropped": page.dropped(),
+    }  # fmt: skip
+    if call.call_connection_id and c.recordings is not None:
+        try:
+            async with asyncio.timeout(RECORDING_WAIT_S):
+                saved = await c.recordings.wait(call.call_connection_id)
+        except (TimeoutError, OSError):
+            saved = None
+        if saved is not None and saved.wav is not None:
+            base = f"/softphone/calls/{call.call_connection_id}"
+            ended.update(recording=f"{base}/recording.wav", transcript=f"{base}/transcript.json")
+    return ended
+
+
+async def close_pages(app: web.Application) -> None:
+    """On shutdown: the pages' sockets would otherwise hold the server for its shutdown timeout."""
+    for ws in list(app[CONTEXT].router.pages):
+        await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"the local stack is stopping")
 
 
 async def _first_message(ws: web.WebSocketResponse) -> dict[str, Any]:
@@ -183,8 +233,7 @@ async def _watch(page: BrowserCall, ask: dict[str, Any], c: SoftphoneContext) ->
         async for _ in page.ws:  # until the page goes away
             pass
     finally:
-        if c.router.by_call.get(call_id) is page:
-            del c.router.by_call[call_id]
+        c.router.forget(call_id, page)
 
 
 async def _ring(page: BrowserCall, ask: dict[str, Any], c: SoftphoneContext) -> EmulatedCall:
@@ -196,52 +245,74 @@ async def _ring(page: BrowserCall, ask: dict[str, Any], c: SoftphoneContext) -> 
         profile = _choice(ask.get("profile"), c.profiles, "profile", c.default_profile)
         voice = _choice(ask.get("voice"), VOICES, "voice", c.default_voice)
         headers = {"X-MS-Custom-Profile": profile, "X-MS-Custom-Voice": voice}
-        return await c.emulator.incoming_call(
+        call = await c.emulator.incoming_call(
             c.incoming_call_url,
             caller=SOFTPHONE_CALLER,
             callee=c.number,
             display_name="Softphone",
             custom_context={"sipHeaders": headers},
         )
+        if call.delivery_status is not None and call.delivery_status >= 300:  # Event Grid would retry
+            await c.emulator.caller_hangs_up(call)  # this caller will not wait for that
+            raise PageError(f"incoming-call answered HTTP {call.delivery_status}: see the local stack's log")
+        return call
     if kind == "await":
         user = ask.get("userId")
         try:
             target = parse_target(user)
         except IdentifierError:
             raise PageError("userId must be the ACS user id /softphone/token issued") from None
-        if target.phone_number is not None:
-            raise PageError("userId must be an ACS user (8:acs:...), not a phone number")
+        if target.raw_id not in c.issued_users:
+            raise PageError("userId must be an ACS user /softphone/token issued")
+        if target.raw_id in c.router.awaiting:
+            raise PageError("another page is already waiting for a call to this user")
         ringing: asyncio.Future[EmulatedCall] = asyncio.get_running_loop().create_future()
         c.router.awaiting[target.raw_id] = ringing
         page.state("waiting", userId=target.raw_id)
+        gone = asyncio.create_task(page.ws.receive())  # a page that closes stops waiting
         try:
-            async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
-                return await ringing
-        except TimeoutError:
-            raise PageError("no call to this user arrived: press Call me again") from None
+            waits: set[asyncio.Future[Any]] = {ringing, gone}
+            done, _ = await asyncio.wait(waits, timeout=CALL_ME_WAIT_S, return_when="FIRST_COMPLETED")
+            if ringing not in done:
+                raise PageError("no call to this user arrived: press Call me again")
+            return ringing.result()
         finally:
-            c.router.awaiting.pop(target.raw_id, None)
+            gone.cancel()  # before the bridge reads the socket: one reader at a time
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+            if c.router.awaiting.get(target.raw_id) is ringing:
+                del c.router.awaiting[target.raw_id]
     raise PageError('the first message must be {"type": "call"} or {"type": "await", "userId": ...}')
 
 
 async def _token(request: web.Request) -> web.Response:
-    """POST /api/token with the local key: the page never holds a key."""
-    return await _keyed(request, "/api/token", {})
+    """POST /api/token with the local key (the page never holds a key); its user may then be called."""
+    status, answer = await _keyed(request, "/api/token", {})
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("userId"), str):
+        request.app[CONTEXT].issued_users.add(answer["userId"])
+    return web.json_response(answer, status=status)
 
 
 async def _call_me(request: web.Request) -> web.Response:
-    """POST /api/calls to the page's ACS user, with its profile and voice."""
+    """POST /api/calls to the page's ACS user, with its profile and voice: to no one else (the local key
+    could call any number on OUTBOUND_ALLOW_LIST)."""
     try:
         body = await request.json()
     except ValueError:
         return web.json_response({"error": "the body must be JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "the body must be a JSON object"}, status=400)
-    ask = {"target": body.get("userId"), "profile": body.get("profile"), "voice": body.get("voice")}
-    return await _keyed(request, "/api/calls", {k: v for k, v in ask.items() if v not in (None, "")})
+    if body.get("userId") not in request.app[CONTEXT].issued_users:
+        return web.json_response({"error": "userId must be an ACS user /softphone/token issued"}, status=400)
+    ask = {"target": body["userId"], "profile": body.get("profile"), "voice": body.get("voice")}
+    status, answer = await _keyed(
+        request, "/api/calls", {k: v for k, v in ask.items() if v not in (None, "")}
+    )
+    return web.json_response(answer, status=status)
 
 
-async def _keyed(request: web.Request, route: str, body: dict[str, Any]) -> web.Response:
+async def _keyed(request: web.Request, route: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """POST to a keyed route of this gateway with the local function key: its status and JSON answer."""
     c = request.app[CONTEXT]
     url = f"{c.gateway_url}{route}"
     try:
@@ -249,11 +320,12 @@ async def _keyed(request: web.Request, route: str, body: dict[str, Any]) -> web.
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
             http.post(url, json=body, headers={"x-functions-key": c.function_key}) as answer,
         ):
-            return web.Response(
-                status=answer.status, body=await answer.read(), content_type=answer.content_type
-            )
+            try:
+                return answer.status, await answer.json(content_type=None)
+            except ValueError:
+                return 502, {"error": f"{route} answered HTTP {answer.status} without JSON"}
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return web.json_response({"error": f"{route} did not answer: {exc}"}, status=502)
+        return 502, {"error": f"{route} did not answer: {exc}"}
 
 
 async def _download(request: web.Request) -> web.StreamResponse:

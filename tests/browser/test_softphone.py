@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,7 +111,14 @@ async def test_a_call_from_the_browser(
             clears = await page.evaluate("window.softphone.clears")
             assert barge_ins and clears
             assert any(c["held"] > 0 for c in clears), clears  # there was greeting audio left to drop
-            assert all(c["ms"] < 100 for c in clears), clears
+            # from StopAudio reaching the call's leg (where ACS would get it) to the page's empty playback
+            leg = stack.emulator.calls[-1].leg
+            assert leg is not None
+            stops_ms = [1000 * (time.time() - (time.monotonic() - r.at)) for r in leg.of_kind("StopAudio")]
+            assert len(stops_ms) == len(clears)
+            clear_ms = [c["clearedAtWallMs"] - stop for c, stop in zip(clears, stops_ms, strict=True)]
+            assert all(ms < 100 for ms in clear_ms), clear_ms
+            print(f"StopAudio -> playback empty in the page: {[round(ms, 1) for ms in clear_ms]} ms")
 
             await page.click("#hangup")
             await page.wait_for_function(

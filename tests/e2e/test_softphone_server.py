@@ -56,7 +56,7 @@ def rms(pcm: bytes) -> float:
 async def test_call_me_rings_the_pages_acs_user_and_streams_the_assistant(
     stack: LocalStack, http: aiohttp.ClientSession
 ) -> None:
-    async with http.post(local(stack, "/softphone/token")) as answer:
+    async with http.post(local(stack, "/softphone/token"), json={}) as answer:
         assert answer.status == 200, await answer.text()
         token = await answer.json()
     assert token["userId"].startswith(f"8:acs:{stack.emulator.resource_id}_") and token["token"]
@@ -115,7 +115,8 @@ async def test_call_the_assistant_with_a_profile_and_voice_picked(
         ("not json", "not JSON"),
         ({"type": "call", "voice": "robot"}, "unknown voice; choose one of: alloy"),
         ({"type": "call", "profile": "../secrets"}, "unknown profile; choose one of: restaurant"),
-        ({"type": "await", "userId": "+14255550100"}, "ACS user"),
+        ({"type": "await", "userId": "+14255550100"}, "ACS user /softphone/token issued"),
+        ({"type": "await", "userId": "8:acs:00000000-0000-0000-0000-000000000000_1"}, "token issued"),
         ({"type": "dance"}, 'must be {"type": "call"}'),
     ],
 )
@@ -145,6 +146,76 @@ async def test_the_softphone_is_served_to_this_machine_only(
         {"Forwarded": "for=1.2.3.4"},
     ):
         for method, path in (("GET", "/"), ("POST", "/softphone/token"), ("GET", "/softphone/ws")):
-            async with http.request(method, local(stack, path), headers=headers) as refused:
+            async with http.request(method, local(stack, path), headers=headers, json={}) as refused:
                 assert refused.status == 403, (headers, path)
                 assert "this machine only" in await refused.text()
+
+
+async def test_other_sites_pages_cannot_use_the_softphone(
+    stack: LocalStack, http: aiohttp.ClientSession
+) -> None:
+    """Any page the person has open could make their browser call the softphone, which holds the key."""
+    token = local(stack, "/softphone/token")
+    evil = {"Origin": "https://evil.example"}
+    async with http.post(token, json={}, headers=evil) as refused:
+        assert refused.status == 403 and "other origins" in await refused.text()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as handshake:
+        await http.ws_connect(local(stack, "/softphone/ws"), headers=evil)
+    assert handshake.value.status == 403
+    # "simple" requests (no preflight) any page may send: text/plain, or marked cross-site by the browser
+    async with http.post(token, data="{}", headers={"Content-Type": "text/plain"}) as plain:
+        assert plain.status == 403 and "JSON" in await plain.text()
+    async with http.post(token, json={}, headers={"Sec-Fetch-Site": "cross-site"}) as marked:
+        assert marked.status == 403
+    own = {"Origin": local(stack, "").rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    async with http.post(token, json={}, headers=own) as allowed:
+        assert allowed.status == 200
+
+
+@pytest.mark.parametrize("target", ["+14255550123", "8:acs:00000000-0000-0000-0000-000000000000_1"])
+async def test_call_me_calls_only_the_users_the_softphone_issued(
+    stack: LocalStack, http: aiohttp.ClientSession, target: str
+) -> None:
+    async with http.post(local(stack, "/softphone/call-me"), json={"userId": target}) as refused:
+        assert refused.status == 400
+        assert "userId must be an ACS user /softphone/token issued" in (await refused.json())["error"]
+    assert stack.emulator.calls == []
+
+
+async def test_a_page_that_hangs_up_while_it_rings_or_just_goes_away_ends_its_call(
+    stack: LocalStack, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(local(stack, "/softphone/token"), json={}) as answer:
+        user = (await answer.json())["userId"]
+    async with http.ws_connect(local(stack, "/softphone/ws")) as ws:
+        await ws.send_json({"type": "await", "userId": user})
+        await page_events(ws, until="state")
+        async with http.post(local(stack, "/softphone/call-me"), json={"userId": user}) as answer:
+            assert answer.status == 202
+        ringing, _ = await page_events(ws, until="state")
+        assert ringing[-1]["state"] == "ringing"
+        await ws.send_json({"type": "hangup"})  # before the callee's side picks up
+        ended, _ = await page_events(ws, until="ended")
+    rung = stack.emulator.calls[-1]
+    assert ended[-1]["why"] == rung.end_reason == "caller_hung_up"
+    assert "CallConnected" not in rung.callback_types()
+
+    async with http.ws_connect(local(stack, "/softphone/ws")) as ws:  # mid-call, the tab is closed
+        await ws.send_json({"type": "call"})
+        await page_events(ws, until="media")
+    gone = stack.emulator.calls[-1]
+    async with asyncio.timeout(10):
+        await gone.ended.wait()
+    assert gone.end_reason == "caller_hung_up" and gone.callback_types()[-1] == "CallDisconnected"
+
+
+async def test_a_call_the_function_refuses_is_an_error_on_the_page_at_once(
+    stack: LocalStack, http: aiohttp.ClientSession
+) -> None:
+    # ACS unavailable through every retry: the function answers 503 so that Event Grid would redeliver
+    stack.emulator.rest.fail_next("answer", 503, "Service Unavailable", times=10)
+    async with http.ws_connect(local(stack, "/softphone/ws")) as ws:
+        await ws.send_json({"type": "call"})
+        messages, _ = await page_events(ws, until="error", timeout=10)
+    assert "incoming-call answered HTTP 5" in messages[-1]["message"]
+    assert stack.emulator.calls[-1].end_reason == "caller_abandoned"

@@ -3,6 +3,7 @@ logs to a file of its own."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -60,9 +61,12 @@ def test_extra_tools_that_do_not_load_are_one_line_naming_the_setting(tmp_path: 
 def test_each_run_logs_to_a_file_of_its_own_and_the_newest_are_kept(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
-    old = [logs / f"local-stack-20000101-0000{n:02}-1.log" for n in range(KEEP)]
+    gone = 99_999_999  # beyond Linux's pid_max: no process has it
+    old = [logs / f"local-stack-20000101-0000{n:02}-{gone}.log" for n in range(KEEP)]
     for path in old:
         path.write_text("an old run\n")
+    still_up = logs / f"local-stack-19991231-000000-{os.getpid()}.log"  # the oldest, but its run lives
+    still_up.write_text("a long `make up`\n")
 
     first = up(tmp_path, "--port", "0", MAX_CALL_SECONDS="soon")
     second = up(tmp_path, "--port", "0", MAX_CALL_SECONDS="later")
@@ -72,7 +76,7 @@ def test_each_run_logs_to_a_file_of_its_own_and_the_newest_are_kept(tmp_path: Pa
         for ran in (first, second)
     ]
     assert written[0] != written[1]
-    assert sorted(logs.iterdir()) == sorted([*old[2:], *written])  # the two oldest made room
+    assert sorted(logs.iterdir()) == sorted([still_up, *old[2:], *written])  # the two oldest made room
     for path, value in zip(written, ("soon", "later"), strict=True):
         text = path.read_text()
         assert f"MAX_CALL_SECONDS='{value}' is not a number" in text

@@ -10,8 +10,6 @@ class CaptureProcessor extends AudioWorkletProcessor {
     this.frame = new Int16Array(this.frameSize);
     this.filled = 0;
     this.sumSquares = 0;
-    this.muted = false;
-    this.port.onmessage = (e) => { if (e.data.type === "mute") this.muted = e.data.muted; };
   }
 
   process(inputs) {
@@ -20,7 +18,7 @@ class CaptureProcessor extends AudioWorkletProcessor {
     const mono = new Float32Array(channels[0].length);
     for (const channel of channels) for (let i = 0; i < mono.length; i++) mono[i] += channel[i] / channels.length;
     for (const s of this.resampler.push(mono)) {
-      const v = this.muted ? 0 : Math.max(-1, Math.min(1, s));
+      const v = Math.max(-1, Math.min(1, s));
       this.sumSquares += v * v;
       this.frame[this.filled++] = v < 0 ? v * 0x8000 : v * 0x7fff;
       if (this.filled === this.frameSize) {

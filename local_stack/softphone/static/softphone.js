@@ -62,6 +62,7 @@ let latencies = [];
 let tools = {};
 
 function note(event) { softphone.events.push({ ...event, receivedAt: performance.now() }); }
+let callStartsAt = 0;  // index into softphone.events where this call's events begin
 
 function setState(text) { $("state").textContent = text; }
 
@@ -84,6 +85,7 @@ function addLine(role, text, atMs, extra = "") {
 }
 
 function resetView() {
+  callStartsAt = softphone.events.length;
   $("turns").replaceChildren();
   $("model").textContent = "–";
   $("latency").textContent = "–";
@@ -122,10 +124,11 @@ async function onMessage(data) {
       addLine("note", `media stream connected (${m.sampleRate} Hz)`, null);
       meterTimer = setInterval(async () => { const s = await audio.stats(); if (s) $("speaker").value = s.level; }, 150);
       break;
-    case "clear": {
+    case "clear": {  // the media host's StopAudio: the caller barged in
       const at = performance.now();
       const done = await audio.clear();
-      softphone.clears.push({ ms: performance.now() - at, held: done?.held ?? 0 });
+      // sentAtWallMs: when the server relayed it; clearedAtWallMs: when playback held nothing any more
+      softphone.clears.push({ ms: performance.now() - at, held: done?.held ?? 0, sentAtWallMs: m.atWallMs, clearedAtWallMs: Date.now() });
       break;
     }
     case "turn":
@@ -173,19 +176,18 @@ function openSocket(first) {
     ws.onopen = () => { ws.send(JSON.stringify(first)); resolve(ws); };
     ws.onerror = () => reject(new Error("the softphone socket failed"));
     ws.onmessage = (e) => onMessage(e.data);
-    ws.onclose = () => finish();
+    ws.onclose = () => { if (socket === ws) finish(); };  // an older call's socket ends nothing of this one
   });
 }
 
 async function finish() {
   clearInterval(meterTimer);
-  if (audio.playback) {
-    const s = await audio.stats();
-    softphone.final = s;
-  }
+  const ending = socket;
+  socket = null;
+  ending?.close();
+  if (audio.playback) softphone.final = await audio.stats();
   await audio.close();
   audio = new CallAudio();
-  socket = null;
   inCall(false);
 }
 
@@ -229,10 +231,15 @@ $("call-me").onclick = () => withMic(async () => {
   if (!softphone.config.acsBundle) throw new Error("the ACS Calling SDK bundle is missing: run make setup");
   await audio.close();            // the SDK captures and plays the call itself (WebRTC, with echo cancellation)
   const { connectAcs } = await import("/softphone/static/vendor/acs-calling.js");
+  await acsPhone?.dispose().catch(() => {});  // one call agent at a time
   acsPhone = await connectAcs({
     token: token.token,
     displayName: "Softphone",
-    onState: (text) => { setState(text); addLine("note", text, null); if (text.startsWith("Disconnected")) inCall(false); },
+    onState: (text) => {
+      setState(text);
+      addLine("note", text, null);
+      if (text.startsWith("Disconnected")) finish();  // also closes the live view's socket
+    },
     onIncoming: (incoming) => acsPhone.accept(incoming),
   });
   const placed = await post("/softphone/call-me", { userId: token.userId, ...choice() });
@@ -244,8 +251,9 @@ function waitFor(state) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const check = () => {
-      if (softphone.events.some((e) => e.type === "state" && e.state === state)) return resolve();
-      const error = softphone.events.find((e) => e.type === "error");
+      const events = softphone.events.slice(callStartsAt);
+      if (events.some((e) => e.type === "state" && e.state === state)) return resolve();
+      const error = events.find((e) => e.type === "error");
       if (error) return reject(new Error(error.message));
       if (performance.now() - started > 10000) return reject(new Error(`no ${state} from the softphone socket`));
       setTimeout(check, 20);
@@ -255,8 +263,8 @@ function waitFor(state) {
 }
 
 $("hangup").onclick = async () => {
-  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "hangup" }));
-  if (acsPhone) { await acsPhone.hangUp(); inCall(false); }
+  if (acsPhone) await acsPhone.hangUp();
+  else if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "hangup" }));
 };
 
 async function init() {
