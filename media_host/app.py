@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from collections.abc import AsyncIterator
 
@@ -57,7 +58,12 @@ def create_app(
         tokens = BearerTokenCache(cred) if cred is not None and not settings.model.api_key else None
         if tokens is not None:
             tokens.start()
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10))
+        # Every realtime socket holds its pooled connection for the whole call, so aiohttp's default
+        # pool (100) would be a hidden cap on calls: MAX_CONCURRENT_CALLS is the only limit.
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
+        )
         telemetry = Telemetry.from_settings(settings.telemetry, plane="media")
         telemetry.attach_logs("media_host")
         host = MediaHost(
@@ -106,15 +112,36 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LISTEN_BACKLOG = 1024
+SOCKETS_PER_CALL = 2  # the provider's media socket and the model's
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one (often 1024 against 1048576): at two sockets
+    per call, 1024 would be a hidden cap of ~500 calls. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 async def serve(app: web.Application, *, host: str, port: int, name: str) -> None:
     """Serve `app` until SIGTERM (or SIGINT), then drain: the command of every image that holds calls."""
+    files = raise_open_file_limit()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    # A deploy or a failover sends many calls at once: a longer accept queue than the default 128.
+    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
     routes = sorted({route.resource.canonical for route in app.router.routes() if route.resource})
     log.info("%s listening on %s:%d (%s)", name, host, port, ", ".join(routes))
+    settings = app[HOST].settings if HOST in app else None
+    if settings is not None and files < SOCKETS_PER_CALL * settings.max_concurrent_calls + 64:
+        log.warning(
+            "the open-file limit (%d) allows fewer than MAX_CONCURRENT_CALLS=%d calls; raise `ulimit -n`",
+            files,
+            settings.max_concurrent_calls,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
