@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 ACS_WEB    := web/acs-calling
 ACS_BUNDLE := local_stack/softphone/static/vendor/acs-calling.js
 
-.PHONY: setup demo up lint test run all-in-one bench fuzz clean
+.PHONY: setup demo up lint test run all-in-one bench saturation fuzz clean
 
 setup: $(VENV)/.installed $(ACS_BUNDLE)
 
@@ -70,6 +70,11 @@ bench: setup
 	$(BIN)/python -m bench.media_load --calls 1 --seconds 10
 	$(BIN)/python -m bench.media_load --calls 50 --seconds 10
 	$(BIN)/python -m bench.media_load --provider twilio --calls 50 --seconds 10
+	$(BIN)/python -m bench.media_load --calls 100 --seconds 10 --tls --bench-loop uvloop
+
+# Calls per core: more calls until one of issue 12's criteria fails (bench/README.md); several minutes.
+saturation: setup
+	$(BIN)/python -m bench.saturation --tls --bench-loop uvloop
 
 # 10^5 bad and valid messages over 8 concurrent calls' sockets; every call must survive, audio byte-exact.
 fuzz: setup

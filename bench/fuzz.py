@@ -81,7 +81,10 @@ class FuzzLeg(MediaLeg):
                 continue
             message = json.loads(msg.data)
             if message.get("Kind") == "AudioData":
-                self.frames_heard.append(base64.b64decode(message["AudioData"]["Data"]))
+                audio = base64.b64decode(message["AudioData"]["Data"])  # a frame, or a chunk of them
+                self.frames_heard.extend(
+                    audio[i : i + self.frame_bytes] for i in range(0, len(audio), self.frame_bytes)
+                )
             else:
                 self.other[str(message.get("Kind"))] += 1
 

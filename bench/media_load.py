@@ -1,7 +1,8 @@
 """Load bench for the media host: N simulated calls (ACS or Twilio) against a fake realtime model, on
 loopback.
 
-    python -m bench.media_load [--provider acs|twilio] --calls 50 --seconds 10 [--json out.json]
+    python -m bench.media_load [--provider acs|twilio] --calls 50 --seconds 10 [--tls]
+        [--loop uvloop|asyncio] [--json out.json]
 
 The media host runs as a separate process (`python -m media_host`, its real command), so its CPU is
 measured on its own pid with psutil and the load generator's CPU is not counted. Everything else
@@ -9,8 +10,11 @@ lives in this process, on one monotonic clock: the provider's stand-ins (ACS: th
 the Call Automation stand-in; Twilio: the REST API stand-in), a small scripted realtime model, and N
 callers streaming audio in real time (ACS: `MediaLeg`s at 24 kHz on /ws/media; Twilio: lean Media
 Streams at μ-law 8 kHz on /ws/twilio, signed, each with its call's token, the model on `audio/pcmu`).
+With `--tls` the model serves `wss://` with a certificate made for the run, which the host trusts
+through `SSL_CERT_FILE`, as Azure's model leg is TLS. `--loop` picks the host's event loop
+(`MEDIA_EVENT_LOOP`).
 
-Phases (each `--seconds` long, after a short warm-up):
+Phases (each `--seconds` long unless its own flag says otherwise; 0 skips one), after a short warm-up:
   1. inbound only: every caller streams 20 ms frames, the model stays silent.
   2. inbound + speaking: the model also speaks into every call without a break (100 ms deltas every
      100 ms after a 300 ms head start, so the host's queue never runs dry and pacing is its own).
@@ -36,6 +40,7 @@ import os
 import platform
 import signal
 import socket
+import ssl
 import struct
 import sys
 import tempfile
@@ -43,23 +48,26 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 from aiohttp import web
 
+from bench.tls import LoopbackCert
 from common.twilio_auth import mint_call_token, twilio_signature
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.media_leg import MediaLeg
 from emulators.acs.tokens import AcsTokenIssuer
-from emulators.serving import serve
+from emulators.serving import base_url, listen, serve
 from emulators.twilio.media_stream import new_sid
 from emulators.twilio.rest import TwilioRestStandIn
+from media_host import event_loop
+from media_host.app import raise_open_file_limit
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
@@ -75,6 +83,9 @@ IDLE_MARGIN_S = 0.025  # a probe waits until the previous probe frame has played
 GAP_SKIP_FRAMES = 5  # phase 2: the first frames of a call go out in a burst (the lead), not paced
 WARMUP_S = 1.0
 DRAIN_TIMEOUT_S = 3.0
+PHASES = ("inbound", "speaking", "probes")
+
+T = TypeVar("T")
 
 TAG = struct.Struct("<2sHI4x")  # magic, call index, sequence number: 12 bytes = 16 base64 chars
 IN_MAGIC = b"IN"  # caller -> model
@@ -137,14 +148,27 @@ class CallerLeg(ABC):
     bad_frames: Counter[str] = field(default_factory=Counter)
     other_kinds: Counter[str] = field(default_factory=Counter)
 
-    def take_audio(self, at: float, b64: str) -> None:
-        if len(b64) != self.AUDIO.frame_b64_chars:
+    def take_audio(self, at: float, b64: str) -> int:
+        """One message of assistant audio: one 20 ms frame or a chunk of them (MEDIA_PLAYBACK_CHUNK_MS).
+        Each frame counts as arriving when it starts to play, so frame gaps stay comparable whatever the
+        chunk size. Returns the number of frames it held."""
+        try:
+            raw = binascii.a2b_base64(b64)
+        except binascii.Error:
+            self.bad_frames["not_base64"] += 1
+            return 0
+        size = self.AUDIO.frame_bytes
+        if not raw or len(raw) % size:
             self.bad_frames["wrong_size"] += 1
-        tag = read_tag(b64)
-        if tag is None or tag[0] not in (SPEAK_MAGIC, PROBE_MAGIC) or tag[1] != self.index:
-            self.bad_frames["untagged"] += 1
-            return
-        self.out_frames.append((at, tag[0], tag[2]))
+        frames = 0
+        for offset in range(0, len(raw) - size + 1, size):
+            tag = TAG.unpack_from(raw, offset)
+            if bytes(tag[0]) not in (SPEAK_MAGIC, PROBE_MAGIC) or tag[1] != self.index:
+                self.bad_frames["untagged"] += 1
+                continue
+            self.out_frames.append((at + frames * FRAME_S, bytes(tag[0]), int(tag[2])))
+            frames += 1
+        return frames
 
     @abstractmethod
     async def dial(self, url: str) -> None: ...
@@ -209,6 +233,7 @@ class TwilioCaller(CallerLeg):
     account_sid: str = ""
     call_sid: str = field(default_factory=lambda: new_sid("CA"))
     stream_sid: str = field(default_factory=lambda: new_sid("MZ"))
+    media_received: int = 0  # `media` messages: one 20 ms frame or a chunk (MEDIA_PLAYBACK_CHUNK_MS)
     marks_received: int = 0
     marks_echoed: int = 0
     marks_due: deque[tuple[float, str]] = field(default_factory=deque)  # (when its audio has played, name)
@@ -255,9 +280,10 @@ class TwilioCaller(CallerLeg):
             event = message.get("event")
             if message.get("streamSid") != self.stream_sid:
                 self.bad_frames["wrong_stream_sid"] += 1
-            elif event == "media":
-                self._playing_until = max(at, self._playing_until) + FRAME_S  # played back to back
-                self.take_audio(at, message["media"]["payload"])
+            elif event == "media":  # played back to back
+                self.media_received += 1
+                frames = self.take_audio(at, message["media"]["payload"])
+                self._playing_until = max(at, self._playing_until) + FRAME_S * frames
             elif event == "mark":
                 self.marks_received += 1
                 self.marks_due.append((max(at, self._playing_until), message["mark"]["name"]))
@@ -375,10 +401,18 @@ class BenchModel:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    async def serve(self) -> str:
+    async def serve(self, tls: ssl.SSLContext | None = None) -> str:
+        """Plain `ws://`, or `wss://` with `tls`; returns the base URL (http:// or https://)."""
         app = web.Application()
         app.router.add_get("/openai/v1/realtime", self._handle)
-        self._runner, self.url = await serve(app)
+        if tls is None:
+            self._runner, self.url = await serve(app)
+        else:
+            sock = listen()
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock, ssl_context=tls).start()
+            self.url = base_url(sock).replace("http://", "https://", 1)
         return self.url
 
     async def close(self) -> None:
@@ -510,6 +544,7 @@ def host_env(port: int, model_url: str, calls: int, telephony: Mapping[str, str]
             "MODEL_CONNECT_BACKOFF_SECONDS": "0.05",
             "MAX_CONCURRENT_CALLS": str(calls + 10),
             "MEDIA_DRAIN_SECONDS": "5",
+            "MEDIA_WORKERS": "1",  # one process: the figures are per core
             "PYTHONUNBUFFERED": "1",
             **telephony,
         }
@@ -522,9 +557,10 @@ class HostFailed(RuntimeError):
 
 
 class HostProcess:
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, module: str = "media_host") -> None:
         self.env = env
         self.port = port
+        self.module = module  # run as `python -m <module>`
         self.base = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.ps: Any = None  # psutil.Process
@@ -536,7 +572,7 @@ class HostProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "media_host",
+            self.module,
             cwd=REPO,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -560,12 +596,24 @@ class HostProcess:
                 await asyncio.sleep(0.05)
         raise HostFailed(f"media host not ready within {timeout:.0f} s ({last})")
 
+    def _tree(self) -> list[Any]:
+        """The host's process and any workers it runs: all of them serve calls."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user) + float(times.system)
+        total = 0.0
+        for process in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += float(times.user) + float(times.system)
+        return total
 
     def rss_mb(self) -> float:
-        return float(self.ps.memory_info().rss) / 2**20
+        total = 0
+        for process in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        return total / 2**20
 
     async def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; kill if it will not go. Returns its exit code (None if it had to be killed)."""
@@ -601,6 +649,7 @@ class Snapshot:
     host_cpu: float
     bench_cpu: float
     steal: float  # CPU time the hypervisor gave to others, all CPUs (Linux; 0 elsewhere)
+    busy: float  # CPU time of every process on the machine, all CPUs
     in_sent: int
     in_recv: int
     out_sent: int
@@ -628,6 +677,12 @@ class Phase:
     @property
     def steal_pct(self) -> float:
         return 100 * (self.end.steal - self.start.steal) / (self.wall * (os.cpu_count() or 1))
+
+    @property
+    def others_pct(self) -> float:
+        """What other processes on the machine used, in % of one core: the noise on a shared machine."""
+        others = self.end.busy - self.start.busy - self.host_cpu - self.bench_cpu
+        return max(0.0, 100 * others / self.wall)  # psutil's 10 ms ticks can make it a hair below 0
 
     @property
     def in_frames(self) -> int:
@@ -768,6 +823,7 @@ class Twilio(Provider):
     def figures(self) -> dict[str, Any]:
         return {
             "twilio_marks": {
+                "media": sum(c.media_received for c in self.callers),
                 "received": sum(c.marks_received for c in self.callers),
                 "echoed": sum(c.marks_echoed for c in self.callers),
                 "not_echoed_at_end": sum(len(c.marks_due) for c in self.callers),
@@ -782,11 +838,28 @@ PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (Acs, Twilio)}
 
 
 # -- the run --------------------------------------------------------------------------------------
+def every_phase(seconds: float, **own: float) -> dict[str, float]:
+    """Seconds per phase: `seconds` each, unless `own` names the phase (0 skips it)."""
+    return {name: own.get(name, seconds) for name in PHASES}
+
+
+@dataclass(frozen=True)
+class Options:
+    calls: int
+    seconds: Mapping[str, float]  # per phase (every_phase); 0 skips one
+    tls: bool = False  # the model leg over TLS (wss://), as in Azure
+    host_loop: str | None = None  # MEDIA_EVENT_LOOP for the host (None: its default)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
 class Bench:
-    def __init__(self, provider: Provider, calls: int, seconds: float) -> None:
+    def __init__(self, provider: Provider, options: Options) -> None:
         self.provider = provider
-        self.calls = calls
-        self.seconds = seconds
+        self.options = options
+        self.calls = options.calls
         self.model = BenchModel(MODEL_KEY, provider.audio)
         self.host: HostProcess | None = None
         self.legs: list[CallerLeg] = []
@@ -796,16 +869,20 @@ class Bench:
         self.loop_lags: list[tuple[float, float]] = []
         self.probes_delayed = 0
         self.notes: list[str] = []
-        self.host_rss_mb: float | None = None
+        self.host_rss_idle_mb: float | None = None  # ready, before the first call
+        self.host_rss_mb: float | None = None  # at the end, every call still connected
+        self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def snapshot(self) -> Snapshot:
         assert self.host is not None
         conns = self.model.conns
+        cpu = psutil.cpu_times()
         return Snapshot(
             at=now(),
             host_cpu=self.host.cpu_seconds(),
             bench_cpu=time.process_time(),
-            steal=float(getattr(psutil.cpu_times(), "steal", 0.0)),
+            steal=float(getattr(cpu, "steal", 0.0)),
+            busy=sum(float(getattr(cpu, f, 0.0)) for f in ("user", "nice", "system", "irq", "softirq")),
             in_sent=sum(len(leg.in_sent_at) for leg in self.legs),
             in_recv=sum(len(c.in_recv) for c in conns),
             out_sent=sum(len(c.out_sent) for c in conns),
@@ -820,13 +897,23 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         await self.provider.serve()
-        await self.model.serve()
+        extra: dict[str, str] = {}
+        tls: ssl.SSLContext | None = None
+        if self.options.tls:
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="bench-tls-")
+            cert = LoopbackCert.create(Path(self._tls_dir.name))
+            tls = cert.server_context()
+            extra["SSL_CERT_FILE"] = str(cert.cert_file)  # trusted, and verified as in production
+        if self.options.host_loop is not None:
+            extra[event_loop.SETTING] = self.options.host_loop
+        await self.model.serve(tls)
         port = free_port()
-        env = host_env(port, self.model.url, self.calls, self.provider.settings(port))
+        env = host_env(port, self.model.url, self.calls, self.provider.settings(port)) | extra
         self.host = HostProcess(env, port)
         await self.host.start()
+        self.host_rss_idle_mb = self.host.rss_mb()
         lag_task = asyncio.create_task(
-            loop_lag_monitor(self.stop_streams, self.loop_lags, int((3 * self.seconds + 60) / 0.01))
+            loop_lag_monitor(self.stop_streams, self.loop_lags, int((self.options.total_seconds + 60) / 0.01))
         )
         try:
             await self._connect_calls()
@@ -859,7 +946,7 @@ class Bench:
         self.legs = [self.provider.new_leg(i) for i in range(self.calls)]
         await gather_bounded([leg.dial(url) for leg in self.legs], timeout=30.0)
         base = now() + 0.05
-        max_frames = int((3 * self.seconds + 60) / FRAME_S)
+        max_frames = int((self.options.total_seconds + 60) / FRAME_S)
         for leg in self.legs:  # callers are not in step: spread their frames over the 20 ms
             start = base + leg.index * FRAME_S / self.calls
             self.stream_tasks.append(
@@ -877,8 +964,11 @@ class Bench:
         body: Callable[[float, float], Awaitable[None]],
         settle: Callable[[], bool] | None = None,
     ) -> None:
+        seconds = self.options.seconds[name]
+        if seconds <= 0:
+            return
         start = self.snapshot()
-        await body(start.at, start.at + self.seconds)
+        await body(start.at, start.at + seconds)
         if settle is not None and not await wait_until(settle, DRAIN_TIMEOUT_S):
             self.notes.append(f"phase {name}: outbound frames still missing after {DRAIN_TIMEOUT_S:.0f} s")
         self.phases[name] = Phase(name, start, self.snapshot())
@@ -902,13 +992,18 @@ class Bench:
 
     # -- figures ----------------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
-        p1, p2, p3 = (self.phases[n] for n in ("inbound", "speaking", "probes"))
-        inbound_us = p1.host_cpu / p1.in_frames * 1e6 if p1.in_frames else None
+        p1, p2 = self.phases.get("inbound"), self.phases.get("speaking")
+        inbound_us = p1.host_cpu / p1.in_frames * 1e6 if p1 is not None and p1.in_frames else None
         outbound_us = None
-        if inbound_us is not None and p2.out_frames:
+        if inbound_us is not None and p2 is not None and p2.out_frames:
             outbound_us = (p2.host_cpu - inbound_us / 1e6 * p2.in_frames) / p2.out_frames * 1e6
+        # both directions streaming: what a call costs while the assistant talks
+        call_second_ms = None if p2 is None else 1000 * p2.host_cpu / (p2.wall * self.calls)
+        rss_per_call_kb = None
+        if self.host_rss_mb is not None and self.host_rss_idle_mb is not None:
+            rss_per_call_kb = (self.host_rss_mb - self.host_rss_idle_mb) * 1024 / self.calls
 
-        inbound_latency: dict[str, list[float]] = {n: [] for n in self.phases}
+        inbound_latency: dict[str, list[float]] = {n: [] for n in PHASES}
         for conn in self.model.conns:
             if conn.call is None:
                 continue
@@ -921,8 +1016,10 @@ class Bench:
                     if phase.start.at <= sent < phase.end.at:
                         inbound_latency[phase.name].append(at - sent)
 
+        run = list(self.phases.values())
+
         def measured(at: float) -> bool:
-            return p1.start.at <= at < p3.end.at
+            return run[0].start.at <= at < run[-1].end.at
 
         outbound_latency: list[float] = []
         gaps: list[float] = []
@@ -966,8 +1063,11 @@ class Bench:
             "provider": self.provider.name,
             "audio": self.provider.audio.label,
             "calls": self.calls,
-            "seconds_per_phase": self.seconds,
+            "seconds_per_phase": dict(self.options.seconds),
             "sample_rate": self.provider.audio.rate,
+            "model_leg_tls": self.options.tls,
+            "host_event_loop": self.options.host_loop,  # None: whatever `python -m media_host` runs on
+            "bench_event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
             "phases": {
                 p.name: {
                     "wall_s": round(p.wall, 3),
@@ -975,15 +1075,17 @@ class Bench:
                     "host_cpu_pct_of_one_core": round(100 * p.host_cpu / p.wall, 1),
                     "bench_cpu_pct_of_one_core": round(100 * p.bench_cpu / p.wall, 1),
                     "machine_steal_pct": round(p.steal_pct, 1),
+                    "others_cpu_pct_of_one_core": round(p.others_pct, 1),
                     "inbound_frames": p.in_frames,
                     "outbound_frames": p.out_frames,
                 }
-                for p in (p1, p2, p3)
+                for p in run
             },
             "cpu_us_per_frame": {
                 "inbound": None if inbound_us is None else round(inbound_us, 1),
                 "outbound": None if outbound_us is None else round(outbound_us, 1),
             },
+            "cpu_ms_per_call_second": None if call_second_ms is None else round(call_second_ms, 3),
             "latency": {
                 "inbound_p1": percentiles(inbound_latency["inbound"]),
                 "inbound_p2": percentiles(inbound_latency["speaking"]),
@@ -1016,7 +1118,9 @@ class Bench:
             },
             "host": {
                 "model_sockets": len(self.model.conns),
+                "rss_mb_idle": None if self.host_rss_idle_mb is None else round(self.host_rss_idle_mb, 1),
                 "rss_mb_at_end": None if self.host_rss_mb is None else round(self.host_rss_mb, 1),
+                "rss_kb_per_call": None if rss_per_call_kb is None else round(rss_per_call_kb, 1),
                 "exit_code": None,
             },
             "notes": self.notes,
@@ -1035,6 +1139,8 @@ class Bench:
             await self.host.stop()
         await self.model.close()
         await self.provider.close()
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -1043,24 +1149,29 @@ def _ms(value: float | int | None) -> str:
 
 
 def render(fig: dict[str, Any]) -> str:
+    seconds = "/".join(f"{s:g}" for s in fig["seconds_per_phase"].values())
+    model_leg = "wss" if fig["model_leg_tls"] else "ws"
+    host_loop = fig["host_event_loop"] or "python -m media_host"
     lines = [
-        f"media host load: {fig['calls']} calls x {fig['seconds_per_phase']:g} s/phase, {fig['audio']}, "
-        f"{fig['machine']['cpus']} cpus, {fig['date']}",
+        f"media host load: {fig['calls']} calls, phases {seconds} s, {fig['audio']}, model leg {model_leg}, "
+        f"host loop {host_loop}, bench loop {fig['bench_event_loop']}, {fig['machine']['cpus']} cpus, "
+        f"{fig['date']}",
         "",
         f"{'phase':<22}{'wall s':>7}{'host cpu s':>11}{'host %core':>11}{'bench %core':>12}"
-        f"{'in frames':>11}{'out frames':>11}{'steal':>7}",
+        f"{'in frames':>11}{'out frames':>11}{'steal':>7}{'others %core':>13}",
     ]
     titles = {"inbound": "1 inbound only", "speaking": "2 inbound + speaking", "probes": "3 latency probes"}
     for name, p in fig["phases"].items():
         lines.append(
             f"{titles[name]:<22}{p['wall_s']:>7.1f}{p['host_cpu_s']:>11.2f}{p['host_cpu_pct_of_one_core']:>10.1f}%"
             f"{p['bench_cpu_pct_of_one_core']:>11.1f}%{p['inbound_frames']:>11}{p['outbound_frames']:>11}"
-            f"{p['machine_steal_pct']:>6.1f}%"
+            f"{p['machine_steal_pct']:>6.1f}%{p['others_cpu_pct_of_one_core']:>12.1f}%"
         )
     cpu = fig["cpu_us_per_frame"]
     lines += [
         "",
-        f"host CPU per frame: inbound {_ms(cpu['inbound'])} us, outbound {_ms(cpu['outbound'])} us",
+        f"host CPU per frame: inbound {_ms(cpu['inbound'])} us, outbound {_ms(cpu['outbound'])} us; "
+        f"per call-second, both directions (2): {_ms(fig['cpu_ms_per_call_second'])} ms",
         "",
         f"{'added by the media host':<34}{'samples':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}",
     ]
@@ -1103,17 +1214,34 @@ def render(fig: dict[str, Any]) -> str:
         f"send lateness p99 {_ms(b['send_lateness']['p99_ms'])} ms"
     )
     h = fig["host"]
-    lines.append(f"host: rss {h['rss_mb_at_end']} MB, exit code {h['exit_code']}")
+    lines.append(
+        f"host: rss {h['rss_mb_at_end']} MB (idle {h['rss_mb_idle']} MB, {_ms(h['rss_kb_per_call'])} KB per call), "
+        f"exit code {h['exit_code']}"
+    )
     lines.extend(f"note: {n}" for n in fig["notes"])
     return "\n".join(lines)
 
 
-async def amain(provider: str, calls: int, seconds: float) -> tuple[int, dict[str, Any] | None]:
-    bench = Bench(PROVIDERS[provider](), calls, seconds)
+@dataclass
+class Outcome:
+    figures: dict[str, Any] | None  # None: the run did not finish
+    failure: str | None  # why the run failed, or the host's exit was not clean
+    host_stdout: str = ""
+    host_stderr: str = ""
+
+    def report_failure(self) -> None:
+        print(f"FAILED: {self.failure}", file=sys.stderr)
+        print(f"--- media host stderr ---\n{self.host_stderr[-8000:]}", file=sys.stderr)
+        print(f"--- media host stdout ---\n{self.host_stdout[-4000:]}", file=sys.stderr)
+
+
+async def measure(provider: str, options: Options) -> Outcome:
+    """One run, torn down whatever happens; prints nothing."""
+    bench = Bench(PROVIDERS[provider](), options)
     figures: dict[str, Any] | None = None
     failure: str | None = None
     try:
-        async with asyncio.timeout(3 * seconds + 120):  # a hard bound on the whole run
+        async with asyncio.timeout(options.total_seconds + 120):  # a hard bound on the whole run
             figures = await bench.run()
     except HostFailed as exc:
         failure = str(exc)
@@ -1122,50 +1250,93 @@ async def amain(provider: str, calls: int, seconds: float) -> tuple[int, dict[st
     finally:
         await bench.close()
     host = bench.host
-    exit_code = None if host is None else host.exit_code
+    if host is None:
+        return Outcome(figures, failure)
     try:
-        if failure is not None or exit_code != 0:
-            print(f"FAILED: {failure or f'media host exit code {exit_code} (expected 0)'}", file=sys.stderr)
-            if host is not None:
-                out, err = host.output()
-                print(f"--- media host stderr ---\n{err[-8000:]}", file=sys.stderr)
-                print(f"--- media host stdout ---\n{out[-4000:]}", file=sys.stderr)
-        if figures is None:
-            return 1, None
-        figures["host"]["exit_code"] = exit_code
-        if host is not None:
-            out, err = host.output()
-            log_lines = [line for line in (out + err).splitlines() if line.strip()]
-            figures["host"]["log_lines"] = len(log_lines)
-            if log_lines:
-                figures["notes"].append(
-                    f"media host logged {len(log_lines)} lines, first: {log_lines[0][:200]}"
-                )
-        print(render(figures))
-        return (0 if exit_code == 0 else 1), figures
+        out, err = host.output()
     finally:
-        if host is not None:
-            host.close()
+        host.close()
+    if failure is None and host.exit_code != 0:
+        failure = f"media host exit code {host.exit_code} (expected 0)"
+    if figures is not None:
+        figures["host"]["exit_code"] = host.exit_code
+        log_lines = [line for line in (out + err).splitlines() if line.strip()]
+        figures["host"]["log_lines"] = len(log_lines)
+        if log_lines:
+            figures["notes"].append(f"media host logged {len(log_lines)} lines, first: {log_lines[0][:200]}")
+    return Outcome(figures, failure, out, err)
+
+
+async def amain(provider: str, options: Options) -> tuple[int, dict[str, Any] | None]:
+    outcome = await measure(provider, options)
+    if outcome.failure is not None:
+        outcome.report_failure()
+    if outcome.figures is not None:
+        print(render(outcome.figures))
+    return (0 if outcome.failure is None and outcome.figures is not None else 1), outcome.figures
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
+    """What `bench.media_load` and `bench.saturation` share: the provider, the phases, TLS and loops."""
+    parser.add_argument(
+        "--provider", choices=sorted(PROVIDERS), default="acs", help="whose calls (default acs)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help=f"length of each phase (0-300, default {seconds:g})"
+    )
+    for phase, number in zip(PHASES, (1, 2, 3), strict=True):
+        parser.add_argument(
+            f"--{phase}-seconds", type=float, metavar="S", help=f"phase {number} only (0 skips it)"
+        )
+    parser.add_argument(
+        "--tls", action="store_true", help="the model serves wss:// (a certificate made for the run)"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=event_loop.LOOPS,
+        help="the host's MEDIA_EVENT_LOOP; default: the host's own (uvloop)",
+    )
+    parser.add_argument(
+        "--bench-loop",
+        choices=event_loop.LOOPS,
+        default="asyncio",
+        help="this process's own event loop (default asyncio, as in earlier series; uvloop: more headroom "
+        "on a small machine, but the host's CPU per call-second reads 12-16%% lower)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+
+
+def phase_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, float]:
+    own = {p: s for p in PHASES if (s := getattr(args, f"{p}_seconds")) is not None}
+    seconds = every_phase(args.seconds, **own)
+    if not all(0 <= s <= 300 for s in seconds.values()) or not any(seconds.values()):
+        parser.error("phase lengths must be between 0 and 300 s, and at least one above 0")
+    return seconds
+
+
+def run_in_loop(args: argparse.Namespace, main: Coroutine[Any, Any, T]) -> T:
+    """Runs the bench's `main` on `--bench-loop`, with room for every socket it will open."""
+    raise_open_file_limit()  # two sockets per call here too: 1024 files would cap a run at ~500 calls
+    return event_loop.run(main, {event_loop.SETTING: args.bench_loop})
+
+
+def write_json(path: str | None, figures: Any) -> None:
+    if path and figures is not None:
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.media_load", description="Load bench for the media host (see bench/README.md)."
     )
-    parser.add_argument(
-        "--provider", choices=sorted(PROVIDERS), default="acs", help="whose calls (default acs)"
-    )
     parser.add_argument("--calls", type=int, default=10, help="concurrent calls (1-500)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each of the 3 phases (1-300)")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    add_run_arguments(parser, seconds=10.0)
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 500:
         parser.error("--calls must be between 1 and 500")
-    if not 1 <= args.seconds <= 300:
-        parser.error("--seconds must be between 1 and 300")
-    code, figures = asyncio.run(amain(args.provider, args.calls, args.seconds))
-    if args.json and figures is not None:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    options = Options(args.calls, phase_seconds(parser, args), tls=args.tls, host_loop=args.loop)
+    code, figures = run_in_loop(args, amain(args.provider, options))
+    write_json(args.json, figures)
     return code
 
 

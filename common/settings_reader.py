@@ -56,6 +56,13 @@ class SettingsReader:
             return default
         return value
 
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.number(name, default, low=low, high=high)
+        if value != int(value):
+            self.problems.append(f"{name}={self.optional(name)} is not a whole number")
+            return default
+        return int(value)
+
     def guid(self, name: str) -> str:
         """A required GUID, e.g. the ACS immutable resource id (a common mistake is the ARM path)."""
         value = self.required(name)

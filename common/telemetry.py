@@ -45,7 +45,7 @@ from opencensus.ext.azure.common.protocol import (  # noqa: E402 - after the sta
 from opencensus.ext.azure.common.transport import TransportMixin  # noqa: E402
 from opencensus.ext.azure.log_exporter import BaseLogHandler  # noqa: E402
 
-ROLE_INSTANCE = socket.gethostname()
+REPLICA = socket.gethostname()  # the machine or container, which may run several worker processes
 CALL_DIMENSIONS = ("correlation_id", "call_connection_id", "server_call_id", "caller")
 MAX_PROPERTY_CHARS = 8192  # what Application Insights keeps of a property
 
@@ -119,6 +119,9 @@ class Telemetry:
         export_interval: float = 5.0,
     ) -> None:
         self.plane = plane
+        # Made in the process that sends (a worker, after the fork): each worker has its own exporter
+        # and its own calls, so Application Insights tells them apart.
+        self.role_instance = f"{REPLICA}:{os.getpid()}"
         self.unmasked_numbers = unmasked_numbers
         self.transcripts = transcripts
         self.dtmf_digits = dtmf_digits
@@ -298,7 +301,7 @@ class Telemetry:
             time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             tags={
                 "ai.cloud.role": self.plane,
-                "ai.cloud.roleInstance": ROLE_INSTANCE,
+                "ai.cloud.roleInstance": self.role_instance,
                 "ai.operation.id": operation,
                 "ai.operation.parentId": operation,
             },

@@ -54,6 +54,7 @@ param voice string = 'sage'
 param instructions string = ''
 param instructionsFile string = ''
 param transferTarget string = ''
+@description('MAX_CONCURRENT_CALLS: calls per media worker process; a replica runs one worker per vCPU.')
 param maxConcurrentCalls int = 50
 param maxCallSeconds int = 1800
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -103,16 +105,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     host = request.app[HOST]
+    # Each worker answers for itself: a replica takes workers x max_concurrent_calls, and all of its
+    # workers drain together (the manager forwards SIGTERM to each).
     body = {
         "ready": not host.draining,
         "active_calls": host.active_calls,
         "max_concurrent_calls": host.settings.max_concurrent_calls,
+        "worker": os.getpid(),
+        "workers": host.settings.workers,
     }
     return web.json_response(body, status=503 if host.draining else 200)
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s %(message)s"  # the pid: which worker
 LISTEN_BACKLOG = 1024
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SOCKETS_PER_CALL = 2  # the provider's media socket and the model's
 
 
@@ -126,15 +133,32 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def serve(app: web.Application, *, host: str, port: int, name: str) -> None:
-    """Serve `app` until SIGTERM (or SIGINT), then drain: the command of every image that holds calls."""
+async def serve(
+    app: web.Application,
+    *,
+    name: str,
+    host: str = "",
+    port: int = 0,
+    sockets: Sequence[socket.socket] = (),
+) -> None:
+    """Serve `app` on host:port, or on the listening `sockets` a worker is given (media_host.workers),
+    until SIGTERM (or SIGINT), then drain: the command of every image that holds calls."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:  # first: a stop signal while the app starts drains it once it listens
+        loop.add_signal_handler(sig, stop.set)
     files = raise_open_file_limit()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    # A deploy or a failover sends many calls at once: a longer accept queue than the default 128.
-    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+    # A deploy or a failover sends many calls at once: a longer accept queue than the default 128
+    # (asyncio listens again on a socket it is given, so the manager's backlog needs repeating).
+    sites: list[web.BaseSite] = [web.SockSite(runner, sock, backlog=LISTEN_BACKLOG) for sock in sockets] or [
+        web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+    ]
+    for site in sites:
+        await site.start()
     routes = sorted({route.resource.canonical for route in app.router.routes() if route.resource})
-    log.info("%s listening on %s:%d (%s)", name, host, port, ", ".join(routes))
+    log.info("%s listening on %s (%s)", name, ", ".join(site.name for site in sites), ", ".join(routes))
     settings = app[HOST].settings if HOST in app else None
     if settings is not None and files < SOCKETS_PER_CALL * settings.max_concurrent_calls + 64:
         log.warning(
@@ -142,10 +166,6 @@ async def serve(app: web.Application, *, host: str, port: int, name: str) -> Non
             files,
             settings.max_concurrent_calls,
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stop signal received")
     await drain(app)  # whatever else the app serves (control routes) keeps answering meanwhile

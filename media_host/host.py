@@ -19,7 +19,7 @@ from typing import Literal
 from aiohttp import web
 
 from common.acs_jwt import AcsJwtVerifier
-from common.telemetry import ROLE_INSTANCE, CallIds, Telemetry
+from common.telemetry import REPLICA, CallIds, Telemetry
 from common.voices import VOICES
 
 from .call_control import CallControl
@@ -174,14 +174,14 @@ class Door:
         )
         host.calls.add(session)
         host.no_calls.clear()
-        host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
+        host.telemetry.metric("active_calls", len(host.calls), replica=REPLICA)
         try:
             await session.run()
         finally:
             host.calls.discard(session)
             if not host.calls:
                 host.no_calls.set()
-            host.telemetry.metric("active_calls", len(host.calls), replica=ROLE_INSTANCE)
+            host.telemetry.metric("active_calls", len(host.calls), replica=REPLICA)
             host.telemetry.request(
                 self.name,
                 url=self.request.path,

@@ -41,7 +41,7 @@ class PlaybackStats:
 class Interrupted:
     response_id: str
     item_id: str
-    audio_end_ms: int  # audio of this item actually sent to the leg
+    audio_end_ms: int  # audio of this item the leg had played: sent, less what it still held
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Playback:
         leg: LegAudio,
         to_leg: ToLeg,
         lead_ms: int,
+        chunk_ms: int = FRAME_MS,
         max_queued_seconds: float,
         on_item_started: Callable[[str, float], None] = lambda item_id, at: None,
         clock: Callable[[], float] = time.monotonic,
@@ -67,6 +68,7 @@ class Playback:
         self._on_item_started = on_item_started
         self._clock = clock
         self._lead = lead_ms / 1000
+        self._chunk_frames = max(1, chunk_ms // FRAME_MS)  # frames per message to the leg
         self._max_frames = int(max_queued_seconds * 1000 / FRAME_MS)
         self._queue: deque[_Frame] = deque()
         self._wake = asyncio.Event()
@@ -110,13 +112,16 @@ class Playback:
         self._cutter.clear()
         self._to_leg.clear()
         self._item_in = None
-        self._deadline = now  # the leg flushes its own buffer too (ACS StopAudio, Twilio clear)
+        deadline, self._deadline = self._deadline, now  # the leg flushes its buffer too (StopAudio, clear)
         items, self._items = self._items, {}
         if playing is None:
             return None
         item = self._items[playing] = items[playing]
         item.queued = 0
-        return Interrupted(item.response_id, playing, int(item.sent_bytes / self._bytes_per_ms))
+        # The leg was still to play what was sent in the last `deadline - now`: not heard.
+        unplayed_ms = max(0.0, deadline - now) * 1000 if playing == self._last_item else 0.0
+        heard_ms = max(0, int(item.sent_bytes / self._bytes_per_ms - unplayed_ms))
+        return Interrupted(item.response_id, playing, heard_ms)
 
     def _progress(self, response_id: str, item_id: str) -> _ItemProgress:
         progress = self._items.get(item_id)
@@ -160,18 +165,29 @@ class Playback:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue  # the queue may have been cleared by a barge-in meanwhile
-            frame = self._queue.popleft()
-            item = self._items[frame.item_id]
+            chunk = self._next_chunk()
+            item_id = chunk[0].item_id
+            item = self._items[item_id]
             if now > self._deadline:
-                if frame.item_id == self._last_item and now - self._deadline > UNDERRUN_TOLERANCE_S:
+                if item_id == self._last_item and now - self._deadline > UNDERRUN_TOLERANCE_S:
                     self.stats.underruns += 1
                 self._deadline = now
-            self._deadline += FRAME_S
-            if frame.item_id != self._last_item:
-                self._on_item_started(frame.item_id, now)
+            self._deadline += FRAME_S * len(chunk)
+            if item_id != self._last_item:
+                self._on_item_started(item_id, now)
                 self._forget_played(self._last_item)
-            self._last_item = frame.item_id
-            item.sent_bytes += frame.real_bytes
-            item.queued -= 1
-            self.stats.frames_sent += 1
-            await self._send(frame.pcm, frame.item_id, item.sent_bytes)
+            self._last_item = item_id
+            item.sent_bytes += sum(frame.real_bytes for frame in chunk)
+            item.queued -= len(chunk)
+            self.stats.frames_sent += len(chunk)
+            pcm = chunk[0].pcm if len(chunk) == 1 else b"".join(frame.pcm for frame in chunk)
+            await self._send(pcm, item_id, item.sent_bytes)
+
+    def _next_chunk(self) -> list[_Frame]:
+        """Up to a chunk of queued frames of one item, in one message: fewer messages (and wake-ups)
+        per call-second. What is queued goes now; the pump never waits to fill a chunk."""
+        first = self._queue.popleft()
+        chunk = [first]
+        while len(chunk) < self._chunk_frames and self._queue and self._queue[0].item_id == first.item_id:
+            chunk.append(self._queue.popleft())
+        return chunk

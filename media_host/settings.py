@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -16,6 +17,7 @@ from common.twiml import stream_url
 from common.voices import VOICES
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+PLAYBACK_CHUNKS = ("20", "40", "60", "80", "100")  # whole 20 ms frames
 MODEL_URL_SCHEMES = ("https", "wss", "http", "ws")  # http/ws: a local engine or a test's fake
 OPENAI_BASE_URL = "wss://api.openai.com/v1"
 # Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.
@@ -80,11 +82,13 @@ class MediaSettings:
     model: ModelSettings
     soxr_quality: str
     transfer_target: str | None
+    workers: int  # processes behind the one port (media_host.workers); each takes max_concurrent_calls
     max_concurrent_calls: int
     max_call_seconds: float
     media_idle_seconds: float  # ACS silent this long (it sends a frame every 20 ms): the socket is half-open
     drain_seconds: float
     playback_lead_ms: int
+    playback_chunk_ms: int  # assistant audio per message to the caller's leg
     max_frame_bytes: int
     max_buffered_seconds: float  # caller audio held while the model socket (re)connects
     tool_timeout_seconds: float
@@ -127,11 +131,13 @@ class MediaSettings:
             model=model,
             soxr_quality=r.choice("MEDIA_WS_SOXR_QUALITY", "HQ", SOXR_QUALITIES, upper=True),
             transfer_target=r.call_target("TRANSFER_TARGET"),
+            workers=r.integer("MEDIA_WORKERS", usable_cpus(), low=1, high=256),
             max_concurrent_calls=int(r.number("MAX_CONCURRENT_CALLS", 50, low=1, high=10_000)),
             max_call_seconds=r.number("MAX_CALL_SECONDS", 1800, low=1, high=86_400),
             media_idle_seconds=r.number("MEDIA_IDLE_SECONDS", 5, low=0.5, high=600),
             drain_seconds=r.number("MEDIA_DRAIN_SECONDS", 120, low=0, high=3600),
             playback_lead_ms=int(r.number("MEDIA_PLAYBACK_LEAD_MS", 60, low=20, high=1000)),
+            playback_chunk_ms=int(r.choice("MEDIA_PLAYBACK_CHUNK_MS", "60", PLAYBACK_CHUNKS)),
             max_frame_bytes=int(r.number("MEDIA_MAX_FRAME_BYTES", 65_536, low=4096, high=4_194_304)),
             max_buffered_seconds=r.number("MEDIA_MAX_BUFFERED_SECONDS", 10, low=0.5, high=120),
             tool_timeout_seconds=r.number("TOOL_TIMEOUT_SECONDS", 20, low=0.5, high=600),
@@ -142,6 +148,12 @@ class MediaSettings:
         )
         r.check("media host")
         return settings
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), or all of them where affinity is unknown (macOS).
+    A container limited by a CPU quota rather than a cpuset sees all the node's: set MEDIA_WORKERS there."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _acs(r: SettingsReader) -> AcsSettings | None:

@@ -64,6 +64,7 @@ class SocketLeg:
             leg=audio,
             to_leg=to_leg(model_audio, audio, settings.soxr_quality),
             lead_ms=settings.playback_lead_ms,
+            chunk_ms=settings.playback_chunk_ms,
             max_queued_seconds=MAX_QUEUED_ASSISTANT_SECONDS,
             on_item_started=handler.on_audio_started,
         )

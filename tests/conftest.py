@@ -72,6 +72,9 @@ def media_env(
         "AZURE_OPENAI_ENDPOINT": model.url,
         "AZURE_OPENAI_API_KEY": MODEL_KEY,
         "MODEL_CONNECT_BACKOFF_SECONDS": "0.02",
+        "MEDIA_WORKERS": "1",  # the lone process, whatever this machine's cores; tests that want more say so
+        # one 20 ms frame per message, so tests can count frames; chunked playback has tests of its own
+        "MEDIA_PLAYBACK_CHUNK_MS": "20",
     }
     env.update(overrides)
     return env

@@ -183,8 +183,43 @@ async def test_barge_in_stops_audio_cancels_and_truncates(
     assert after and all(set(samples(r.pcm)) <= {-2000, 0} for r in after)  # nothing of A after StopAudio
     assert cancel["response_id"] == "resp_A"
     assert truncate["item_id"] == "item_A" and truncate["content_index"] == 0
-    assert truncate["audio_end_ms"] == len(before) * 20  # exactly the audio the caller was sent
+    # what the caller had heard, not what was sent: ACS still held the playback lead when it stopped
+    heard_ms = 20 * len([f for f in leg.heard() if f.start < stop.at and set(samples(f.pcm)) == {1000}])
+    assert truncate["audio_end_ms"] < len(before) * 20
+    assert abs(truncate["audio_end_ms"] - heard_ms) <= 30, (truncate["audio_end_ms"], heard_ms)
     assert len(next(iter(host.state.calls)).stats.barge_ins) == 1
+    await leg.close()
+
+
+async def test_chunked_playback_sends_fewer_messages_and_a_barge_in_still_cuts_at_once(
+    start_media_host: StartMediaHost, model: FakeRealtime
+) -> None:
+    """60 ms of assistant audio per message (the default): a third of the messages and wake-ups, the
+    same audio byte for byte, and StopAudio still leaves the caller nothing more of the answer."""
+    host = await start_media_host(MEDIA_PLAYBACK_CHUNK_MS="60", MEDIA_PLAYBACK_LEAD_MS="60")
+    leg = await host.call()
+    socket = await model.socket()
+    answer = constant(1000, 3.0, 24_000)
+    await socket.speak("resp_A", "item_A", answer[:48_000], done=False)  # 1 s of it, more to come
+    await leg.wait_for("AudioData", count=8)
+    messages = leg.of_kind("AudioData")
+    assert {len(m.pcm) for m in messages} == {3 * 960}  # 60 ms each at 24 kHz
+
+    await socket.speech_started()
+    stop = await leg.wait_for("StopAudio")
+    await socket.audio("resp_A", "item_A", answer[48_000:])  # late deltas of the interrupted answer
+    await socket.response_done("resp_A", status="cancelled")
+    truncate = await socket.wait_for("conversation.item.truncate")
+
+    sent = b"".join(m.pcm for m in leg.of_kind("AudioData") if m.at < stop.at)
+    assert sent == answer[: len(sent)]  # byte-exact, in order
+    assert not [m for m in leg.of_kind("AudioData") if m.at > stop.at]  # nothing of A after StopAudio
+    heard = [f for f in leg.heard() if f.start < stop.at]
+    assert heard and all(f.start < stop.at for f in leg.heard())  # ACS dropped what it still held
+    heard_ms = 20 * len(heard)
+    sent_ms = len(sent) // 48
+    assert sent_ms - heard_ms <= 60 + 60  # at most the lead and one chunk were still to play
+    assert abs(truncate["audio_end_ms"] - heard_ms) <= 30, (truncate["audio_end_ms"], heard_ms, sent_ms)
     await leg.close()
 
 

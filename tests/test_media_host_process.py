@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -118,10 +120,12 @@ async def test_missing_and_malformed_settings_stop_startup_naming_each(spawn: li
         assert name in process.output
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_extra_tools_that_do_not_load_stop_startup_in_one_line(
-    spawn: list[MediaHostProcess], process_env: dict[str, str]
+    spawn: list[MediaHostProcess], process_env: dict[str, str], workers: str
 ) -> None:
-    process = await launch(spawn, {**process_env, "MEDIA_EXTRA_TOOLS": "no_such_package.tools:factory"})
+    env = {**process_env, "MEDIA_EXTRA_TOOLS": "no_such_package.tools:factory", "MEDIA_WORKERS": workers}
+    process = await launch(spawn, env)
     assert await process.wait() == 2
     assert process.output.strip() == (
         "MEDIA_EXTRA_TOOLS='no_such_package.tools:factory' does not load: "
@@ -184,3 +188,143 @@ async def test_drain_deadline_hangs_up_remaining_calls(
         await socket.ended.wait()  # the model session was closed too
     assert "call ended: drain_timeout" in process.output
     await leg.close()
+
+
+# --- MEDIA_WORKERS=2: one process per core behind the one port (media_host/workers.py) -------------
+
+WORKERS = {"MEDIA_WORKERS": "2", "MEDIA_IDLE_SECONDS": "30"}
+AUDIT_LINE = re.compile(r"\[(\d+)\] INFO audit (\{.*\})$", re.MULTILINE)
+
+
+def audit_events(process: MediaHostProcess, name: str) -> dict[str, tuple[int, dict[str, str]]]:
+    """The audit events `name` logged so far, by call connection id: (worker pid, event)."""
+    found = {}
+    for pid, text in AUDIT_LINE.findall(process.output):
+        event = json.loads(text)
+        if event.get("event") == name:
+            found[event["call_connection_id"]] = (int(pid), event)
+    return found
+
+
+async def logged(process: MediaHostProcess, pattern: str, count: int, timeout: float = 10.0) -> list[str]:
+    async with asyncio.timeout(timeout):
+        while len(found := re.findall(pattern, process.output)) < count:
+            await asyncio.sleep(0.02)
+    return found
+
+
+LISTENING = r"\[(\d+)\] INFO media_host.app media host listening"
+
+
+async def both_workers_ready(process: MediaHostProcess) -> None:
+    """/readyz answers once one worker listens: until the other does too, it gets every connection."""
+    await process.ready()
+    await logged(process, LISTENING, 2)
+
+
+async def calls_in_both_workers(
+    process: MediaHostProcess, issuer: AcsTokenIssuer, count: int = 20
+) -> dict[int, list[MediaLeg]]:
+    """`count` calls, each on a new connection to the one port, by the worker that took it."""
+    await both_workers_ready(process)
+    legs = [await call(process, issuer) for _ in range(count)]
+    async with asyncio.timeout(10):
+        while len(connected := audit_events(process, "MediaConnected")) < count:
+            await asyncio.sleep(0.02)
+    by_worker: dict[int, list[MediaLeg]] = {}
+    for leg in legs:
+        by_worker.setdefault(connected[leg.call_connection_id][0], []).append(leg)
+    assert process.proc is not None and process.proc.pid not in by_worker  # the manager serves nothing
+    assert len(by_worker) == 2, {pid: len(of) for pid, of in by_worker.items()}
+    return by_worker
+
+
+async def readiness_becomes(process: MediaHostProcess, expected: dict[int, tuple[int, bool]]) -> None:
+    """Until /readyz, over a new connection per request (the kernel spreads them), answers (status,
+    ready) as `expected` from each of the workers, and from no other."""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http,
+        asyncio.timeout(10),
+    ):
+        answers: dict[int, tuple[int, bool]] = {}
+        while answers != expected:
+            async with http.get(f"{process.url}/readyz") as response:
+                body = await response.json()
+                assert body["workers"] == 2
+                answers[body["worker"]] = (response.status, body["ready"])
+            if any(answers[pid] != expected.get(pid) for pid in answers):
+                answers = {}  # not there yet: start over
+
+
+async def test_two_workers_serve_calls_on_one_port(
+    spawn: list[MediaHostProcess], process_env: dict[str, str], issuer: AcsTokenIssuer
+) -> None:
+    process = await launch(spawn, {**process_env, **WORKERS})
+    by_worker = await calls_in_both_workers(process, issuer)
+    await readiness_becomes(process, {pid: (200, True) for pid in by_worker})
+    for legs in by_worker.values():
+        for leg in legs:
+            await leg.close()
+    process.terminate()
+    assert await process.wait() == 0
+
+
+async def test_sigterm_drains_the_calls_of_every_worker(
+    spawn: list[MediaHostProcess],
+    process_env: dict[str, str],
+    issuer: AcsTokenIssuer,
+    acs: CallAutomationStandIn,
+) -> None:
+    process = await launch(spawn, {**process_env, **WORKERS, "MEDIA_DRAIN_SECONDS": "3"})
+    by_worker = await calls_in_both_workers(process, issuer)
+
+    process.terminate()
+    await readiness_becomes(process, {pid: (503, False) for pid in by_worker})  # every worker refuses
+    for _ in range(4):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await call(process, issuer)
+        assert refused.value.status == 503
+
+    # In each worker one caller hangs up while draining; the others are hung up at the deadline.
+    finishing = [legs.pop() for legs in by_worker.values()]
+    for leg in finishing:
+        await leg.close()
+    for legs in by_worker.values():
+        for leg in legs:
+            await leg.wait_closed(timeout=10)
+            assert leg.close_code == aiohttp.WSCloseCode.GOING_AWAY
+            await acs.wait_for("terminate", call_connection_id=leg.call_connection_id, timeout=5)
+    assert await process.wait(timeout=10) == 0
+
+    ended = audit_events(process, "CallEnded")
+    for pid, legs in by_worker.items():
+        assert f"[{pid}] INFO media_host.app draining: {len(legs) + 1} calls in progress" in process.output
+        for leg in legs:
+            assert ended[leg.call_connection_id][0] == pid
+            assert ended[leg.call_connection_id][1]["why"] == "drain_timeout"
+    for leg in finishing:
+        assert ended[leg.call_connection_id][1]["why"] != "drain_timeout"
+
+
+async def test_a_killed_worker_is_replaced(
+    spawn: list[MediaHostProcess], process_env: dict[str, str], issuer: AcsTokenIssuer
+) -> None:
+    process = await launch(spawn, {**process_env, **WORKERS})
+    await both_workers_ready(process)
+    killed, kept = await logged(process, LISTENING, 2)
+    os.kill(int(killed), signal.SIGKILL)
+    replacement = (await logged(process, LISTENING, 3))[2]
+    assert f"Worker (pid:{killed}) was sent SIGKILL" in process.output
+    await readiness_becomes(process, {int(kept): (200, True), int(replacement): (200, True)})
+    process.terminate()
+    assert await process.wait() == 0
+
+
+@pytest.mark.parametrize("workers", ["0", "two", "1.5", "257"])
+async def test_a_bad_worker_count_stops_startup_in_one_line(
+    spawn: list[MediaHostProcess], process_env: dict[str, str], workers: str
+) -> None:
+    process = await launch(spawn, {**process_env, "MEDIA_WORKERS": workers})
+    assert await process.wait() == 2
+    header, problem = process.output.splitlines()  # no manager started, no traceback
+    assert header == "Invalid media host settings:" and problem.startswith("  - MEDIA_WORKERS=")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def test_defaults_for_production() -> None:
     assert s.acs.jwt_issuer == "https://acscallautomation.communication.azure.com"
     assert (s.soxr_quality, s.model.voice, s.model.instructions) == ("HQ", "sage", DEFAULT_INSTRUCTIONS)
     assert s.transfer_target is None
+    assert s.workers == len(os.sched_getaffinity(0))  # one process per CPU it may use
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"), [("0", "out of range [1, 256]"), ("1.5", "not a whole number")]
+)
+def test_media_workers_is_a_whole_number_of_processes(value: str, problem: str) -> None:
+    assert MediaSettings.from_env({**BASE, "MEDIA_WORKERS": "2.0"}).workers == 2
+    with pytest.raises(SettingsError, match=re.escape(f"MEDIA_WORKERS={value} is {problem}")):
+        MediaSettings.from_env({**BASE, "MEDIA_WORKERS": value})
 
 
 @pytest.mark.parametrize(

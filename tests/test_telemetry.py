@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 
 import pytest
 
@@ -42,6 +44,8 @@ async def test_every_record_type_carries_the_call_and_its_operation_id(ingestion
     for envelope in ingestion.envelopes:
         assert envelope["tags"]["ai.operation.id"] == ids.correlation_id  # one query joins the call
         assert envelope["tags"]["ai.cloud.role"] == "media"
+        # the replica and the process: a replica's workers each send their own
+        assert envelope["tags"]["ai.cloud.roleInstance"] == f"{socket.gethostname()}:{os.getpid()}"
         assert envelope["iKey"] == ingestion.instrumentation_key
         properties = envelope["data"]["baseData"]["properties"]
         assert properties["caller"] == "+81******5678"

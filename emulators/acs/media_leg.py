@@ -135,10 +135,12 @@ class MediaLeg:
 
     def _play(self, r: Received) -> None:
         """ACS plays frames back to back in real time; StopAudio drops what it has not played yet."""
-        if r.kind == "AudioData":
-            start = max(r.at, self._playing_until)
-            self._queued.append(HeardFrame(start, r.pcm))
-            self._playing_until = start + FRAME_S
+        if r.kind == "AudioData":  # a message may hold several 20 ms frames: StopAudio can cut between them
+            pcm, step = r.pcm, self.frame_bytes
+            for offset in range(0, len(pcm), step):
+                start = max(r.at, self._playing_until)
+                self._queued.append(HeardFrame(start, pcm[offset : offset + step]))
+                self._playing_until = start + FRAME_S
         elif r.kind == "StopAudio":
             self._played.extend(f for f in self._queued if f.start < r.at)
             self._queued.clear()

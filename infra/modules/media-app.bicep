@@ -44,6 +44,7 @@ param transcriptionModel string = 'whisper-1'
 @description('+E164 number or 8:acs:... user for the transfer_to_agent tool; empty: no transfer tool.')
 param transferTarget string = ''
 
+@description('MAX_CONCURRENT_CALLS: calls per worker process; a replica takes workers (one per whole vCPU) x this.')
 @minValue(1)
 @maxValue(10000)
 param maxConcurrentCalls int = 50
@@ -86,12 +87,16 @@ param maxReplicas int = 3
 @maxValue(90)
 param cpuScaleThreshold int = 25
 
-@description('vCPU per replica, as a string (0.5, 0.75, 1.0, ...); memory is twice that in GiB.')
+@description('vCPU per replica, as a string (0.5, 0.75, 1.0, ...); memory is twice that in GiB. One media-host worker per whole vCPU.')
 param cpu string = '1.0'
 param memory string = '2Gi'
 
 // The port the image listens on (media_host/Dockerfile: PORT=8000, EXPOSE 8000).
 var port = 8000
+
+// MEDIA_WORKERS: one process per whole vCPU (at least one), behind the one port. Set here because the
+// host's default (the CPUs it may run on) counts the node's cores: a replica's vCPU is a quota.
+var workers = max(1, int(split(cpu, '.')[0]))
 
 var placeholderImage = 'mcr.microsoft.com/azuredocs/containerapps-helloworld:latest'
 
@@ -136,8 +141,9 @@ resource mediaApp 'Microsoft.App/containerApps@2025-07-01' = {
       ]
     }
     template: {
-      // SIGTERM turns /readyz to 503 and lets live calls run for MEDIA_DRAIN_SECONDS; then the host
-      // closes what is left (1001) and flushes telemetry. The margin keeps SIGKILL after that.
+      // SIGTERM turns /readyz to 503 in every worker and lets live calls run for MEDIA_DRAIN_SECONDS;
+      // then each worker closes what is left (1001) and flushes telemetry. The workers' manager waits
+      // MEDIA_DRAIN_SECONDS + 10 s for that (media_host/workers.py); the platform's SIGKILL comes after.
       terminationGracePeriodSeconds: drainSeconds + 15
       containers: [
         {
@@ -195,6 +201,10 @@ resource mediaApp 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'TRANSFER_TARGET'
               value: transferTarget
+            }
+            {
+              name: 'MEDIA_WORKERS'
+              value: string(workers)
             }
             {
               name: 'MAX_CONCURRENT_CALLS'
@@ -280,10 +290,10 @@ resource mediaApp 'Microsoft.App/containerApps@2025-07-01' = {
         // looks idle to it. The TCP scaler counts connections but goes with TCP ingress, which would
         // drop the TLS termination ACS needs for wss://.
         maxReplicas: maxReplicas
-        // A live call costs steady CPU instead (bench/README.md: 0.5-0.9% of a core per call; TLS to
-        // the model adds more), so average CPU tracks live calls: at the default 25% of 1 vCPU a
-        // replica is added near 30-40 calls, before MAX_CONCURRENT_CALLS (50) answers 503. Scale-in
-        // SIGTERMs a replica, which drains its calls first (terminationGracePeriodSeconds above).
+        // A live call costs steady CPU instead (bench/README.md: 0.5-0.9% of a core per call; TLS adds
+        // more), so average CPU tracks live calls: at the default 25% of its vCPUs a replica is added
+        // near 30-40 calls per worker (one per vCPU), before a worker's MAX_CONCURRENT_CALLS (50) says
+        // 503. Scale-in SIGTERMs a replica: every worker drains (terminationGracePeriodSeconds above).
         rules: [
           {
             name: 'cpu-tracks-live-calls'

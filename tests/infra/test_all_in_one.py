@@ -179,10 +179,15 @@ async def check_routes(http: aiohttp.ClientSession, url: str) -> None:
             assert bad.status == 400  # the function itself answered
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_sigterm_drains_calls_while_the_control_routes_still_serve(
-    spawn: list[AllInOneProcess], settings_env: dict[str, str], issuer: AcsTokenIssuer, model: FakeRealtime
+    spawn: list[AllInOneProcess],
+    settings_env: dict[str, str],
+    issuer: AcsTokenIssuer,
+    model: FakeRealtime,
+    workers: str,
 ) -> None:
-    process = await launch(spawn, {**settings_env, "MEDIA_DRAIN_SECONDS": "30"})
+    process = await launch(spawn, {**settings_env, "MEDIA_DRAIN_SECONDS": "30", "MEDIA_WORKERS": workers})
     await process.ready()
     leg = MediaLeg()
     await leg.connect(f"{process.url}/ws/media", issuer.sign(audience=AUDIENCE))
@@ -190,7 +195,8 @@ async def test_sigterm_drains_calls_while_the_control_routes_still_serve(
     await socket.wait_for("response.create")
 
     process.terminate()
-    async with aiohttp.ClientSession() as http:
+    # a new connection per request: with two workers, both of them answer
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
         async with asyncio.timeout(5):
             while (await http.get(f"{process.url}/readyz")).status != 503:
                 await asyncio.sleep(0.02)
@@ -264,7 +270,8 @@ async def test_the_image_contents_serve_both_planes(
     build_context_copy(app, DOCKERFILE, IGNOREFILE)
     assert {p.name + ("/" if p.is_dir() else "") for p in app.iterdir()} == COPIED
     image_env = {k: v for k, v in env_of(stages(DOCKERFILE)[-1]).items() if k != "PATH"}  # the venv's
-    process = AllInOneProcess({**image_env, **settings_env}, cwd=app)
+    # two workers: the manager runs from what the image holds too
+    process = AllInOneProcess({**image_env, **settings_env, "MEDIA_WORKERS": "2"}, cwd=app)
     # The code comes from the copy, not from the repository.
     where = await asyncio.to_thread(
         subprocess.run,

@@ -16,6 +16,7 @@ import pytest
 
 from common.settings_reader import SettingsError
 from functions.settings import SETTING_NAMES, ControlSettings
+from media_host import workers
 from media_host.settings import DEFAULT_MODEL, MediaSettings
 from tests.infra.bicep import (
     INFRA,
@@ -54,6 +55,7 @@ MEDIA_NOT_SET = {
     "AOAI_VAD_SILENCE_MS": "tuning knob",
     "AOAI_VAD_PREFIX_MS": "tuning knob",
     "MEDIA_PLAYBACK_LEAD_MS": "tuning knob",
+    "MEDIA_PLAYBACK_CHUNK_MS": "tuning knob",
     "MEDIA_MAX_FRAME_BYTES": "tuning knob",
     "MEDIA_MAX_BUFFERED_SECONDS": "tuning knob",
     "MODEL_CONNECT_ATTEMPTS": "tuning knob",
@@ -338,9 +340,19 @@ def test_termination_grace_period_follows_the_drain_setting() -> None:
     grace = render(config["properties"]["template"]["terminationGracePeriodSeconds"])
     drain = env_list(container)["MEDIA_DRAIN_SECONDS"]
     assert drain == "string(drainSeconds)"
-    match = re.fullmatch(r"drainSeconds(?: \+ (\d+))?", grace)
+    match = re.fullmatch(r"drainSeconds \+ (\d+)", grace)
     assert match, f"terminationGracePeriodSeconds = {grace}: not fed by the drainSeconds parameter"
+    # Several workers: their manager waits the drain plus its own margin, and must be done before SIGKILL.
+    assert int(match[1]) > workers.AFTER_DRAIN_SECONDS
     assert module_params("mediaApp")["drainSeconds"] == "mediaDrainSeconds"
+
+
+def test_a_replica_runs_one_media_worker_per_whole_vcpu() -> None:
+    # Not the host's default (the CPUs it may run on): a replica's vCPU is a quota on a larger node.
+    _, container = media_app()
+    assert env_list(container)["MEDIA_WORKERS"] == "string(workers)"
+    workers_per_vcpu = render(module("media-app")["variables"]["workers"]["value"])
+    assert workers_per_vcpu == "max(1, int(split(cpu, .)[0]))"  # the whole vCPUs, at least one
 
 
 def test_media_image_is_a_placeholder_until_azd_has_deployed_one() -> None:

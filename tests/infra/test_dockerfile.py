@@ -252,6 +252,7 @@ async def test_the_image_contents_start_the_media_host(
         "PATH": os.environ["PATH"],
         **image_env,
         **media_env(issuer, acs, model),
+        "MEDIA_WORKERS": "2",  # the manager too, as on a replica with two vCPUs
         "HOST": "127.0.0.1",
         "PORT": str(port),
     }

@@ -12,6 +12,7 @@ import pytest
 from all_in_one.gateway import create_gateway
 from all_in_one.settings import AllInOneSettings
 from common.settings_reader import SettingsError
+from media_host import workers
 from tests.infra.bicep import ROOT
 from tests.infra.test_all_in_one import DOCKERFILE, FUNCTION_KEY, IGNOREFILE, PUBLIC_URLS, TWILIO
 from tests.infra.test_dockerfile import SECRET_NAME, env_of, stages
@@ -54,6 +55,7 @@ def test_the_kill_timeout_covers_the_drain() -> None:
     assert isinstance(config["kill_timeout"], int) and config["kill_timeout"] <= FLY_MAX_KILL_TIMEOUT
     drain = float(fly_env()["MEDIA_DRAIN_SECONDS"])
     assert config["kill_timeout"] >= drain + AFTER_DRAIN_SECONDS
+    assert AFTER_DRAIN_SECONDS > workers.AFTER_DRAIN_SECONDS  # the manager of several workers is done first
 
 
 def test_the_service_port_is_the_images_port() -> None:
@@ -80,7 +82,9 @@ def test_a_deploy_moves_traffic_to_a_healthy_machine_before_the_old_one_drains()
 def test_websocket_calls_are_counted_as_connections_with_room_above_the_call_cap() -> None:
     concurrency = fly()["http_service"]["concurrency"]
     assert concurrency["type"] == "connections"
-    calls = int(fly_env()["MAX_CONCURRENT_CALLS"])
+    # MEDIA_WORKERS unset: one worker per CPU of the Machine, each with its own cap.
+    calls = fly()["vm"][0]["cpus"] * int(fly_env()["MAX_CONCURRENT_CALLS"])
+    assert "MEDIA_WORKERS" not in fly_env()
     # Past the cap the app answers "at capacity" itself, and live calls' callbacks still get in.
     assert calls < concurrency["soft_limit"] <= concurrency["hard_limit"]
 
