@@ -18,6 +18,9 @@ from .audio_paths import LegAudio, ToLeg, cutter
 
 FRAME_S = FRAME_MS / 1000
 UNDERRUN_TOLERANCE_S = 0.005
+# uvloop's timers count whole milliseconds: a shorter sleep returns at once, and the pump would spin
+# until the moment came. Sending up to 1 ms early is nothing against the playback lead.
+MIN_SLEEP_S = 0.001
 
 
 @dataclass(slots=True)
@@ -162,7 +165,7 @@ class Playback:
                 continue
             now = self._clock()
             wait = self._deadline - self._lead - now
-            if wait > 0:
+            if wait > MIN_SLEEP_S:
                 await asyncio.sleep(wait)
                 continue  # the queue may have been cleared by a barge-in meanwhile
             chunk = self._next_chunk()
