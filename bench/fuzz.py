@@ -41,7 +41,8 @@ AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # what bench.media_load.host_
 MODEL_KEY = "bench-model-key"
 FRAME_BYTES = 960  # 20 ms at 24 kHz: both directions are a byte-exact pass-through
 FRAME_S = 0.020
-IN_MAGIC, OUT_MAGIC = b"FI", b"FO"
+IN_MAGIC, OUT_MAGIC, FILL_MAGIC = b"FI", b"FO", b"FF"
+FILL_FRAMES = 5  # after the last valid frame: MEDIA_MODEL_APPEND_MS holds at most 4 for the next append
 MAX_FRAME_BYTES = 65_536  # the host's MEDIA_MAX_FRAME_BYTES default: larger ACS messages are dropped
 VALID_SHARE = 0.35  # of the messages on each socket
 ROUNDS = 2
@@ -92,6 +93,10 @@ class FuzzLeg(MediaLeg):
         audio = base64.b64encode(frame(IN_MAGIC, self.index, self.sent_valid)).decode("ascii")
         await self.send_json({"kind": "AudioData", "audioData": {"data": audio, "silent": False}})
         self.sent_valid += 1
+
+    async def send_filler(self) -> None:
+        audio = base64.b64encode(frame(FILL_MAGIC, self.index, 0)).decode("ascii")
+        await self.send_json({"kind": "AudioData", "audioData": {"data": audio, "silent": False}})
 
     async def send_fuzz(self, rng: random.Random, messages: int) -> None:
         for _ in range(messages):
@@ -160,15 +165,19 @@ class FuzzModel:
                 self._on_append(conn, base64.b64decode(event["audio"]))
         return ws
 
-    def _on_append(self, conn: FuzzConn, pcm: bytes) -> None:
-        call = call_of(pcm, IN_MAGIC)
-        if conn.call is None and call is not None and call not in self.by_call:
-            conn.call = call
-            self.by_call[call] = conn
-        if call is None or call != conn.call:
-            conn.foreign += 1
-            return
-        conn.received.append(pcm)
+    def _on_append(self, conn: FuzzConn, audio: bytes) -> None:
+        """One append: a frame or several (MEDIA_MODEL_APPEND_MS), each checked on its own."""
+        for pcm in (audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)):
+            if call_of(pcm, FILL_MAGIC) is not None:
+                continue
+            call = call_of(pcm, IN_MAGIC)
+            if conn.call is None and call is not None and call not in self.by_call:
+                conn.call = call
+                self.by_call[call] = conn
+            if call is None or call != conn.call:
+                conn.foreign += 1
+                continue
+            conn.received.append(pcm)
 
 
 async def speak_fuzz(
@@ -279,18 +288,21 @@ async def run(*, calls: int, messages: int, seed: int) -> Figures:
         url = host.base.replace("http://", "ws://") + "/ws/media"
         for leg in legs:
             await leg.connect(url, issuer.sign(audience=AUDIENCE, lifetime_seconds=3600))
-            await leg.send_valid()  # the model learns which call its socket belongs to
+        # ACS streams from the start: the model learns which call its socket belongs to
+        keep_alive = [asyncio.create_task(leg.keep_alive(stop)) for leg in legs]
         if not await wait_until(lambda: len(model.by_call) == calls, 15.0):
             raise RuntimeError(f"only {len(model.by_call)} of {calls} calls reached the model")
         figures.rss_before_mb = host.rss_mb()
 
-        keep_alive = [asyncio.create_task(leg.keep_alive(stop)) for leg in legs]
         per_call = max(1, messages // (2 * calls * ROUNDS))
         for round_ in range(ROUNDS):  # RSS after each: still growing in the second means a leak
             await _fuzz_round(figures, legs, model, per_call, seed * 1000 + round_ * 100)
             figures.rss_after_mb.append(host.rss_mb())
         stop.set()
         await asyncio.gather(*keep_alive)
+        for leg in legs:  # the host may hold the last valid frame for its next append: push it out
+            for _ in range(FILL_FRAMES):
+                await leg.send_filler()
         await _settled(legs, model)
         figures.seconds = time.monotonic() - started
         async with aiohttp.ClientSession() as http, http.get(host.base + "/readyz") as resp:

@@ -91,6 +91,8 @@ TAG = struct.Struct("<2sHI4x")  # magic, call index, sequence number: 12 bytes =
 IN_MAGIC = b"IN"  # caller -> model
 SPEAK_MAGIC = b"O2"  # model -> caller, phase 2
 PROBE_MAGIC = b"O3"  # model -> caller, phase 3
+FILL_MAGIC = b"FI"  # caller -> model after the last measured frame: pushes out what the host holds
+FILL_FRAMES = 5  # MEDIA_MODEL_APPEND_MS holds at most 100 ms (4 frames) for the next append
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,6 @@ class Audio:
 
 PCM24 = Audio("24 kHz", 24_000, 960, 0)  # ACS `pcm24KMono`, the production default
 ULAW8 = Audio("Twilio μ-law 8 kHz", 8000, 160, 0xFF)  # Twilio's only format; the model takes it as is
-
-
-def read_tag(b64: str) -> tuple[bytes, int, int] | None:
-    try:
-        raw = binascii.a2b_base64(b64[:16])
-    except binascii.Error:
-        return None
-    if len(raw) < TAG.size:
-        return None
-    magic, call, seq = TAG.unpack_from(raw)
-    return bytes(magic), int(call), int(seq)
 
 
 def now() -> float:
@@ -174,7 +165,7 @@ class CallerLeg(ABC):
     async def dial(self, url: str) -> None: ...
 
     @abstractmethod
-    async def send_tagged(self, seq: int) -> float:
+    async def send_tagged(self, seq: int, magic: bytes = IN_MAGIC) -> float:
         """One tagged 20 ms frame as the provider sends it; returns the time it was sent."""
 
     @abstractmethod
@@ -202,7 +193,7 @@ class AcsCaller(MediaLeg, CallerLeg):
             else:
                 self.other_kinds[str(kind)] += 1
 
-    async def send_tagged(self, seq: int) -> float:
+    async def send_tagged(self, seq: int, magic: bytes = IN_MAGIC) -> float:
         """Shaped like `MediaLeg.send_audio`."""
         text = json.dumps(
             {
@@ -210,7 +201,7 @@ class AcsCaller(MediaLeg, CallerLeg):
                 "audioData": {
                     "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     "participantRawID": "4:+14255550123",
-                    "data": base64.b64encode(self.AUDIO.frame(IN_MAGIC, self.index, seq)).decode("ascii"),
+                    "data": base64.b64encode(self.AUDIO.frame(magic, self.index, seq)).decode("ascii"),
                     "silent": False,
                 },
             }
@@ -290,7 +281,7 @@ class TwilioCaller(CallerLeg):
             else:
                 self.other_kinds[str(event)] += 1
 
-    async def send_tagged(self, seq: int) -> float:
+    async def send_tagged(self, seq: int, magic: bytes = IN_MAGIC) -> float:
         # Twilio echoes a mark once the audio before it has played. The echoes due go out here, just
         # before the caller's next frame: at most 20 ms late, and no timer of their own, so the host
         # holds and receives the marks it would in production at no extra cost to the bench.
@@ -298,7 +289,7 @@ class TwilioCaller(CallerLeg):
         while self.marks_due and self.marks_due[0][0] <= at:
             await self._send_event("mark", mark={"name": self.marks_due.popleft()[1]})
             self.marks_echoed += 1
-        payload = base64.b64encode(self.AUDIO.frame(IN_MAGIC, self.index, seq)).decode("ascii")
+        payload = base64.b64encode(self.AUDIO.frame(magic, self.index, seq)).decode("ascii")
         media = {"track": "inbound", "chunk": str(seq + 1), "timestamp": str(seq * 20), "payload": payload}
         return await self._send_event("media", media=media)
 
@@ -329,6 +320,15 @@ async def stream_caller(leg: CallerLeg, start: float, stop: asyncio.Event, max_f
             leg.in_sent_at.append(await leg.send_tagged(seq))
         except ConnectionError:
             return
+
+
+async def fill_caller(leg: CallerLeg, start: float) -> None:
+    """Frames after the last measured one, as a live caller's stream goes on: they push out the
+    measured frames the host holds for its next append (MEDIA_MODEL_APPEND_MS)."""
+    for seq in range(FILL_FRAMES):
+        await sleep_until(start + seq * FRAME_S)
+        with contextlib.suppress(ConnectionError):
+            await leg.send_tagged(seq, FILL_MAGIC)
 
 
 # -- the model side -------------------------------------------------------------------------------
@@ -446,18 +446,27 @@ class BenchModel:
         return ws
 
     def _on_append(self, conn: ModelConn, at: float, audio: str) -> None:
-        tag = read_tag(audio)
-        if tag is None or tag[0] != IN_MAGIC:
+        """One append: one 20 ms frame or several (MEDIA_MODEL_APPEND_MS), each tagged on its own."""
+        try:
+            raw = binascii.a2b_base64(audio)
+        except binascii.Error:
             conn.untagged_appends += 1
             return
-        _, call, seq = tag
-        if conn.call is None and call not in self.by_call:
-            conn.call = call
-            self.by_call[call] = conn
-        if call != conn.call:
-            conn.foreign_appends += 1
-            return
-        conn.in_recv.append((at, seq))
+        size = self.audio.frame_bytes
+        for offset in range(0, len(raw) - size + 1, size):
+            magic, call, seq = TAG.unpack_from(raw, offset)
+            if magic == FILL_MAGIC:
+                continue
+            if magic != IN_MAGIC:
+                conn.untagged_appends += 1
+                continue
+            if conn.call is None and call not in self.by_call:
+                conn.call = call
+                self.by_call[call] = conn
+            if call != conn.call:
+                conn.foreign_appends += 1
+                continue
+            conn.in_recv.append((at, seq))
 
 
 async def speak_continuously(conn: ModelConn, start: float, end: float) -> None:
@@ -849,6 +858,7 @@ class Options:
     seconds: Mapping[str, float]  # per phase (every_phase); 0 skips one
     tls: bool = False  # the model leg over TLS (wss://), as in Azure
     host_loop: str | None = None  # MEDIA_EVENT_LOOP for the host (None: its default)
+    host_settings: Mapping[str, str] = field(default_factory=dict)  # more of the host's settings (--set)
 
     @property
     def total_seconds(self) -> float:
@@ -906,6 +916,7 @@ class Bench:
             extra["SSL_CERT_FILE"] = str(cert.cert_file)  # trusted, and verified as in production
         if self.options.host_loop is not None:
             extra[event_loop.SETTING] = self.options.host_loop
+        extra.update(self.options.host_settings)
         await self.model.serve(tls)
         port = free_port()
         env = host_env(port, self.model.url, self.calls, self.provider.settings(port)) | extra
@@ -928,6 +939,8 @@ class Bench:
             await self._phase("probes", self._probes, settle=self.outbound_settled)
             self.stop_streams.set()
             await asyncio.gather(*self.stream_tasks, return_exceptions=True)
+            filled = now()
+            await asyncio.gather(*(fill_caller(leg, filled) for leg in self.legs), return_exceptions=True)
             # still without GC: the first collection pauses this loop for ~30 ms, which would add to
             # the latency of the last frames in flight
             if not await wait_until(self.inbound_settled, DRAIN_TIMEOUT_S):
@@ -1067,6 +1080,7 @@ class Bench:
             "sample_rate": self.provider.audio.rate,
             "model_leg_tls": self.options.tls,
             "host_event_loop": self.options.host_loop,  # None: whatever `python -m media_host` runs on
+            "host_settings": dict(self.options.host_settings),
             "bench_event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
             "phases": {
                 p.name: {
@@ -1156,6 +1170,7 @@ def render(fig: dict[str, Any]) -> str:
         f"media host load: {fig['calls']} calls, phases {seconds} s, {fig['audio']}, model leg {model_leg}, "
         f"host loop {host_loop}, bench loop {fig['bench_event_loop']}, {fig['machine']['cpus']} cpus, "
         f"{fig['date']}",
+        *([" ".join(f"{k}={v}" for k, v in fig["host_settings"].items())] if fig["host_settings"] else []),
         "",
         f"{'phase':<22}{'wall s':>7}{'host cpu s':>11}{'host %core':>11}{'bench %core':>12}"
         f"{'in frames':>11}{'out frames':>11}{'steal':>7}{'others %core':>13}",
@@ -1303,6 +1318,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
         help="this process's own event loop (default asyncio, as in earlier series; uvloop: more headroom "
         "on a small machine, but the host's CPU per call-second reads 12-16%% lower)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one more media host setting for the run, e.g. MEDIA_MODEL_APPEND_MS=20 (repeatable)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
 
 
@@ -1312,6 +1334,15 @@ def phase_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if not all(0 <= s <= 300 for s in seconds.values()) or not any(seconds.values()):
         parser.error("phase lengths must be between 0 and 300 s, and at least one above 0")
     return seconds
+
+
+def host_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    settings = dict(item.partition("=")[::2] for item in args.set)
+    if not all(name.startswith(HOST_SETTING_PREFIXES) and name.isupper() for name in settings):
+        parser.error(
+            f"--set takes NAME=VALUE, NAME a media host setting ({', '.join(HOST_SETTING_PREFIXES)}...)"
+        )
+    return settings
 
 
 def run_in_loop(args: argparse.Namespace, main: Coroutine[Any, Any, T]) -> T:
@@ -1334,7 +1365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 500:
         parser.error("--calls must be between 1 and 500")
-    options = Options(args.calls, phase_seconds(parser, args), tls=args.tls, host_loop=args.loop)
+    options = Options(
+        args.calls,
+        phase_seconds(parser, args),
+        tls=args.tls,
+        host_loop=args.loop,
+        host_settings=host_settings(parser, args),
+    )
     code, figures = run_in_loop(args, amain(args.provider, options))
     write_json(args.json, figures)
     return code

@@ -34,6 +34,7 @@ import psutil  # type: ignore[import-untyped]
 from bench.media_load import (
     Options,
     add_run_arguments,
+    host_settings,
     measure,
     phase_seconds,
     run_in_loop,
@@ -227,7 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_arguments(parser, seconds=10.0)
     parser.set_defaults(probes_seconds=0.0)  # no criterion needs phase 3: shorter steps
     args = parser.parse_args(argv)
-    template = Options(args.steps[0], phase_seconds(parser, args), tls=args.tls, host_loop=args.loop)
+    template = Options(
+        args.steps[0],
+        phase_seconds(parser, args),
+        tls=args.tls,
+        host_loop=args.loop,
+        host_settings=host_settings(parser, args),
+    )
     print(render_header(), flush=True)
     steps = run_in_loop(args, sweep(args.provider, args.steps, template, args.max_others))
     result = summary(steps)

@@ -9,7 +9,6 @@ Otherwise one stream resampler per direction per call, never frame by frame (it 
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -130,20 +129,27 @@ def cutter(leg: LegAudio) -> FrameCutter:
 
 
 class ToModel:
-    """The caller's audio -> the model's `input_audio_buffer.append` events."""
+    """The caller's audio -> the model's `input_audio_buffer.append` events, `append_ms` of audio each.
 
-    def __init__(self, model: AudioFormat, leg: LegAudio, quality: str) -> None:
+    One append per 20 ms frame costs the host a TLS write (and a wake-up of the peer) per frame: on the
+    model leg that is most of a call's CPU. Holding two frames per append halves it, for 20 ms more
+    wait on the first of them (MEDIA_MODEL_APPEND_MS)."""
+
+    def __init__(self, model: AudioFormat, leg: LegAudio, quality: str, *, append_ms: int = FRAME_MS) -> None:
         if model == "pcmu" and leg != ULAW8:
             raise ValueError("a μ-law model listens only to a μ-law leg")
         self._model = model
         self._quality = quality
-        self.frames_in = 0
+        model_bytes_per_ms = ULAW8.bytes_per_ms if model == "pcmu" else PCM24.bytes_per_ms
+        self._append_bytes = int(model_bytes_per_ms * append_ms)
+        self._held: list[bytes] = []  # in the model's format, so it outlives a change of the leg's
+        self._held_bytes = 0
         self.set_leg(leg)
 
     def set_leg(self, leg: LegAudio) -> None:
         """ACS may announce another rate (AudioMetadata) once the stream is up."""
         self.leg = leg
-        self._silence_b64 = base64.b64encode(bytes([leg.silence]) * leg.frame_bytes).decode("ascii")
+        self._silence = bytes([leg.silence]) * leg.frame_bytes
         pcm_rate = leg.rate
         self._resampler = (
             None
@@ -153,14 +159,28 @@ class ToModel:
         self._cutter = FrameCutter(PCM24.frame_bytes)
 
     def events(self, audio: bytes) -> list[str]:
-        """Model events for one of the leg's frames (empty: silence); none while a resampler fills."""
-        self.frames_in += 1
+        """Model events for one of the leg's frames (empty: silence); none while a batch or resampler fills."""
+        audio = audio or self._silence
         if self._resampler is None:  # the model's own format: re-encoding in C is cheaper than keeping
-            # the sender's text, which would have to be checked character by character
-            return [append_audio(_b64(audio) if audio else self._silence_b64)]
-        audio = audio or bytes([self.leg.silence]) * self.leg.frame_bytes
+            return self._batch(
+                audio
+            )  # the sender's text, which would have to be checked character by character
         pcm = ulaw_to_pcm16(audio) if self.leg.encoding == "pcmu" else audio
-        return [append_audio(_b64(frame)) for frame in self._cutter.push(self._resampler.process(pcm))]
+        return [
+            event for frame in self._cutter.push(self._resampler.process(pcm)) for event in self._batch(frame)
+        ]
+
+    def _batch(self, audio: bytes) -> list[str]:
+        if not self._held and len(audio) >= self._append_bytes:
+            return [append_audio(_b64(audio))]
+        self._held.append(audio)
+        self._held_bytes += len(audio)
+        if self._held_bytes < self._append_bytes:
+            return []
+        batch = b"".join(self._held)
+        self._held.clear()
+        self._held_bytes = 0
+        return [append_audio(_b64(batch))]
 
 
 def _b64(data: bytes) -> str:

@@ -88,7 +88,9 @@ class CallSession:
         self.turns: list[Turn] = []
         self.stats = CallStats()
         self.end_reason: str | None = None
-        self.to_model = ToModel(audio_format, self.leg.audio, settings.soxr_quality)
+        self.to_model = ToModel(
+            audio_format, self.leg.audio, settings.soxr_quality, append_ms=settings.model_append_ms
+        )
         m = settings.model
         self.model = ModelSession(
             connector=connector,
@@ -110,7 +112,7 @@ class CallSession:
                 "auth_mode": connector.auth_mode,
                 "profile": profile or "default",
             },
-            max_buffered_seconds=settings.max_buffered_seconds,
+            max_buffered_events=int(settings.max_buffered_seconds * 1000 / settings.model_append_ms),
             handler=self,
         )
         self._caller_stopped_at: float | None = None  # end of the caller's last turn, until the answer starts

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 MAX_RECONNECTS = 5
 SESSION_READY_TIMEOUT_S = 10.0
-FRAMES_PER_SECOND = 50
 RESTORED = "\n\nThe connection was briefly interrupted mid-call. Continue naturally; do not greet again."
 
 
@@ -87,7 +86,7 @@ class ModelSession:
         telemetry: Telemetry,
         config: rt.SessionConfig,
         started: dict[str, str],  # the ModelSessionStarted audit event's properties
-        max_buffered_seconds: float,
+        max_buffered_events: int,  # caller audio held while the socket is away, in appends
         handler: ModelHandler,
     ) -> None:
         self._connector = connector
@@ -97,7 +96,7 @@ class ModelSession:
         self._started = started
         self._handler = handler
         self._outbox: deque[tuple[str, bool]] = deque()  # (event, is caller audio)
-        self._max_outbox = int(max_buffered_seconds * FRAMES_PER_SECOND)
+        self._max_outbox = max_buffered_events
         self._wake = asyncio.Event()
         self._socket: ModelSocket | None = None  # set once the session is configured and restored
         self.reconnects = 0

@@ -17,7 +17,7 @@ from common.twiml import stream_url
 from common.voices import VOICES
 
 SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-PLAYBACK_CHUNKS = ("20", "40", "60", "80", "100")  # whole 20 ms frames
+AUDIO_CHUNKS = ("20", "40", "60", "80", "100")  # whole 20 ms frames
 MODEL_URL_SCHEMES = ("https", "wss", "http", "ws")  # http/ws: a local engine or a test's fake
 OPENAI_BASE_URL = "wss://api.openai.com/v1"
 # Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.
@@ -89,6 +89,7 @@ class MediaSettings:
     drain_seconds: float
     playback_lead_ms: int
     playback_chunk_ms: int  # assistant audio per message to the caller's leg
+    model_append_ms: int  # caller audio per message to the model
     max_frame_bytes: int
     max_buffered_seconds: float  # caller audio held while the model socket (re)connects
     tool_timeout_seconds: float
@@ -137,7 +138,8 @@ class MediaSettings:
             media_idle_seconds=r.number("MEDIA_IDLE_SECONDS", 5, low=0.5, high=600),
             drain_seconds=r.number("MEDIA_DRAIN_SECONDS", 120, low=0, high=3600),
             playback_lead_ms=int(r.number("MEDIA_PLAYBACK_LEAD_MS", 60, low=20, high=1000)),
-            playback_chunk_ms=int(r.choice("MEDIA_PLAYBACK_CHUNK_MS", "60", PLAYBACK_CHUNKS)),
+            playback_chunk_ms=int(r.choice("MEDIA_PLAYBACK_CHUNK_MS", "60", AUDIO_CHUNKS)),
+            model_append_ms=int(r.choice("MEDIA_MODEL_APPEND_MS", "40", AUDIO_CHUNKS)),
             max_frame_bytes=int(r.number("MEDIA_MAX_FRAME_BYTES", 65_536, low=4096, high=4_194_304)),
             max_buffered_seconds=r.number("MEDIA_MAX_BUFFERED_SECONDS", 10, low=0.5, high=120),
             tool_timeout_seconds=r.number("TOOL_TIMEOUT_SECONDS", 20, low=0.5, high=600),

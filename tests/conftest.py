@@ -73,8 +73,10 @@ def media_env(
         "AZURE_OPENAI_API_KEY": MODEL_KEY,
         "MODEL_CONNECT_BACKOFF_SECONDS": "0.02",
         "MEDIA_WORKERS": "1",  # the lone process, whatever this machine's cores; tests that want more say so
-        # one 20 ms frame per message, so tests can count frames; chunked playback has tests of its own
+        # one 20 ms frame per message both ways, so tests can count frames and need not keep streaming to
+        # push out a held one; chunked playback and batched appends have tests of their own
         "MEDIA_PLAYBACK_CHUNK_MS": "20",
+        "MEDIA_MODEL_APPEND_MS": "20",
     }
     env.update(overrides)
     return env

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 
 from media_host.audio import FrameCutter, StreamResampler
-from media_host.audio_paths import ULAW8, LegAudio
+from media_host.audio_paths import PCM24, ULAW8, LegAudio, ToModel
 from tests.signals import snr_against_sine, tone
 
 
@@ -49,3 +52,30 @@ def test_flush_leaves_the_stream_ready_for_the_next_utterance() -> None:
     a, b = np.frombuffer(first, "<i2").astype(int), np.frombuffer(second, "<i2").astype(int)
     assert a.size == b.size == 3200  # nothing of the first utterance leaks into the second
     assert np.abs(a - b).max() <= 4  # the same audio, within rounding (-72 dB of this tone)
+
+
+def _appended(events: list[str]) -> list[bytes]:
+    return [base64.b64decode(json.loads(e)["audio"]) for e in events]
+
+
+def test_caller_audio_goes_to_the_model_in_appends_of_the_set_length() -> None:
+    to_model = ToModel("pcm24", PCM24, "HQ", append_ms=40)
+    frames = [bytes([i]) * PCM24.frame_bytes for i in range(1, 6)]
+    sent = [_appended(to_model.events(f)) for f in frames]
+    assert [len(s) for s in sent] == [0, 1, 0, 1, 0]  # the odd frame waits for the next
+    assert sent[1] == [frames[0] + frames[1]] and sent[3] == [frames[2] + frames[3]]
+    # an ACS `silent` frame (no data) is 20 ms of silence, held like any other
+    assert _appended(to_model.events(b"")) == [frames[4] + bytes(PCM24.frame_bytes)]
+
+
+def test_batched_appends_survive_a_change_of_rate_and_carry_mu_law() -> None:
+    to_model = ToModel("pcm24", PCM24, "HQ", append_ms=40)
+    first = tone(300, 0.02, 24_000)
+    assert to_model.events(first) == []
+    to_model.set_leg(LegAudio("pcm16", 16_000))  # ACS announces 16 kHz: the held 24 kHz frame stays
+    out = [a for _ in range(10) for a in _appended(to_model.events(tone(300, 0.02, 16_000)))]
+    assert all(len(a) == 2 * PCM24.frame_bytes for a in out) and out[0].startswith(first)
+
+    ulaw = ToModel("pcmu", ULAW8, "HQ", append_ms=60)  # Twilio's μ-law straight through, 3 frames each
+    batches = [_appended(ulaw.events(bytes([0x7F]) * ULAW8.frame_bytes)) for _ in range(6)]
+    assert [len(b[0]) if b else 0 for b in batches] == [0, 0, 480, 0, 0, 480]

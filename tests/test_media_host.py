@@ -90,6 +90,23 @@ async def test_24k_caller_audio_reaches_model_byte_exact(
     await leg.close()
 
 
+async def test_caller_audio_reaches_the_model_in_40ms_appends_by_default(
+    start_media_host: StartMediaHost, model: FakeRealtime
+) -> None:
+    host = await start_media_host(MEDIA_MODEL_APPEND_MS="40")  # the product's default (conftest pins 20)
+    leg = await host.call()
+    speech = tone(300, 0.5, 24_000)  # 25 frames: the last waits for the caller's next
+    await leg.stream(speech, realtime=False)
+    socket = await model.socket()
+    assert await socket.wait_audio_bytes(len(speech) - FRAME_24K) == speech[:-FRAME_24K]
+    await leg.stream(bytes(FRAME_24K), realtime=False)  # ACS streams on, even in silence
+
+    assert await socket.wait_audio_bytes(len(speech) + FRAME_24K) == speech + bytes(FRAME_24K)
+    appends = socket.of_type("input_audio_buffer.append")
+    assert [len(base64.b64decode(a["audio"])) for a in appends] == [2 * FRAME_24K] * 13
+    await leg.close()
+
+
 async def test_model_audio_is_cut_into_exact_20ms_frames(
     start_media_host: StartMediaHost, model: FakeRealtime
 ) -> None:

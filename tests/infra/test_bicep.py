@@ -56,6 +56,7 @@ MEDIA_NOT_SET = {
     "AOAI_VAD_PREFIX_MS": "tuning knob",
     "MEDIA_PLAYBACK_LEAD_MS": "tuning knob",
     "MEDIA_PLAYBACK_CHUNK_MS": "tuning knob",
+    "MEDIA_MODEL_APPEND_MS": "tuning knob",
     "MEDIA_MAX_FRAME_BYTES": "tuning knob",
     "MEDIA_MAX_BUFFERED_SECONDS": "tuning knob",
     "MODEL_CONNECT_ATTEMPTS": "tuning knob",
