@@ -20,6 +20,8 @@ Phases (each `--seconds` long unless its own flag says otherwise; 0 skips one), 
      100 ms after a 300 ms head start, so the host's queue never runs dry and pacing is its own).
   3. latency probes: a single 20 ms delta per call every >= 100 ms, each sent into an idle playback
      queue, so pacing lead and queueing do not count as latency.
+  4. barge-in: about once a second per call, a response of 1 s of audio, then `speech_started` 200-400 ms
+     into it; the callers time the host's StopAudio / `clear` and every message of that audio.
 
 Frames are tagged (magic, call, sequence number in the first 12 bytes). ACS at 24 kHz and Twilio with
 an `audio/pcmu` model are pass-throughs in both directions, so each frame is recognised on the far side.
@@ -38,6 +40,7 @@ import json
 import math
 import os
 import platform
+import random
 import signal
 import socket
 import ssl
@@ -47,7 +50,7 @@ import tempfile
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,7 +86,14 @@ IDLE_MARGIN_S = 0.025  # a probe waits until the previous probe frame has played
 GAP_SKIP_FRAMES = 5  # phase 2: the first frames of a call go out in a burst (the lead), not paced
 WARMUP_S = 1.0
 DRAIN_TIMEOUT_S = 3.0
-PHASES = ("inbound", "speaking", "probes")
+BARGE_PERIOD_S = 1.0  # phase 4: a barge-in per call every >= 1 s
+BARGE_DELTAS, BARGE_DELTA_FRAMES = 5, 10  # phase 4: 1 s of audio per response, 5 deltas sent at once
+BARGE_AFTER_S = (0.200, 0.400)  # phase 4: speech_started this long after the first delta (varied)
+BARGE_CANCEL_TIMEOUT_S = 1.0  # phase 4: how long the model waits for the host's response.cancel
+BARGE_PAUSE_S = 0.300  # phase 4: after response.done: stragglers arrive, and the caller is idle again
+BARGE_LATE_S = 0.020  # issue 12: no assistant audio reaches the caller later than this after speech_started
+BARGE_SEQ_STRIDE = 1 << 16  # phase 4: barge-in k's frames are numbered k * stride + i
+PHASES = ("inbound", "speaking", "probes", "bargein")
 
 T = TypeVar("T")
 
@@ -91,6 +101,7 @@ TAG = struct.Struct("<2sHI4x")  # magic, call index, sequence number: 12 bytes =
 IN_MAGIC = b"IN"  # caller -> model
 SPEAK_MAGIC = b"O2"  # model -> caller, phase 2
 PROBE_MAGIC = b"O3"  # model -> caller, phase 3
+BARGE_MAGIC = b"O4"  # model -> caller, phase 4: audio a barge-in cuts, so never counted as lost
 FILL_MAGIC = b"FI"  # caller -> model after the last measured frame: pushes out what the host holds
 FILL_FRAMES = 5  # MEDIA_MODEL_APPEND_MS holds at most 100 ms (4 frames) for the next append
 
@@ -138,11 +149,16 @@ class CallerLeg(ABC):
     out_frames: list[tuple[float, bytes, int]] = field(default_factory=list)  # (arrival, magic, seq)
     bad_frames: Counter[str] = field(default_factory=Counter)
     other_kinds: Counter[str] = field(default_factory=Counter)
+    # phase 4, apart from `out_frames`: (arrival, barge-in number, frames) per message of its audio
+    barge_messages: list[tuple[float, int, int]] = field(default_factory=list)
+    barge_frames: int = 0
+    stops: list[float] = field(default_factory=list)  # arrivals of StopAudio (ACS) / `clear` (Twilio)
 
     def take_audio(self, at: float, b64: str) -> int:
         """One message of assistant audio: one 20 ms frame or a chunk of them (MEDIA_PLAYBACK_CHUNK_MS).
         Each frame counts as arriving when it starts to play, so frame gaps stay comparable whatever the
-        chunk size. Returns the number of frames it held."""
+        chunk size; phase 4's frames count as arriving with their message. Returns the number of frames
+        it held."""
         try:
             raw = binascii.a2b_base64(b64)
         except binascii.Error:
@@ -152,13 +168,22 @@ class CallerLeg(ABC):
         if not raw or len(raw) % size:
             self.bad_frames["wrong_size"] += 1
         frames = 0
+        barged: Counter[int] | None = None  # phase 4: frames by barge-in number
         for offset in range(0, len(raw) - size + 1, size):
             tag = TAG.unpack_from(raw, offset)
-            if bytes(tag[0]) not in (SPEAK_MAGIC, PROBE_MAGIC) or tag[1] != self.index:
+            magic = bytes(tag[0])
+            if magic not in (SPEAK_MAGIC, PROBE_MAGIC, BARGE_MAGIC) or tag[1] != self.index:
                 self.bad_frames["untagged"] += 1
                 continue
-            self.out_frames.append((at + frames * FRAME_S, bytes(tag[0]), int(tag[2])))
+            if magic == BARGE_MAGIC:
+                self.barge_frames += 1
+                barged = barged if barged is not None else Counter()
+                barged[int(tag[2]) // BARGE_SEQ_STRIDE] += 1
+            else:
+                self.out_frames.append((at + frames * FRAME_S, magic, int(tag[2])))
             frames += 1
+        if barged is not None:
+            self.barge_messages.extend((at, number, count) for number, count in barged.items())
         return frames
 
     @abstractmethod
@@ -190,6 +215,8 @@ class AcsCaller(MediaLeg, CallerLeg):
             kind = message.get("Kind")
             if kind == "AudioData":
                 self.take_audio(at, message["AudioData"]["Data"])
+            elif kind == "StopAudio":
+                self.stops.append(at)
             else:
                 self.other_kinds[str(kind)] += 1
 
@@ -278,6 +305,10 @@ class TwilioCaller(CallerLeg):
             elif event == "mark":
                 self.marks_received += 1
                 self.marks_due.append((max(at, self._playing_until), message["mark"]["name"]))
+            elif event == "clear":  # Twilio drops what it holds and echoes the marks still waiting at once
+                self.stops.append(at)
+                self._playing_until = at
+                self.marks_due = deque((at, name) for _, name in self.marks_due)
             else:
                 self.other_kinds[str(event)] += 1
 
@@ -307,31 +338,39 @@ class TwilioCaller(CallerLeg):
 
 
 async def stream_caller(leg: CallerLeg, start: float, stop: asyncio.Event, max_frames: int) -> None:
-    """Real-time 20 ms frames on an absolute schedule, like ACS and Twilio, until `stop` (or `max_frames`)."""
+    """Real-time 20 ms frames on an absolute schedule, like ACS and Twilio, until `stop` (or `max_frames`).
+    Then FILL_FRAMES more with FILL_MAGIC in the next slots, as a live caller's stream goes on: they push
+    out the measured frames the host holds for its next append (MEDIA_MODEL_APPEND_MS) on time. Begun
+    only after every caller had stopped, they came up to 20 ms late, and the last measured frames of
+    the last phase read up to 20 ms more latency."""
+    seq = 0
     for seq in range(max_frames):
-        if stop.is_set():
-            return
         due = start + seq * FRAME_S
         await sleep_until(due)
         if stop.is_set():
-            return
+            break
         leg.send_lag.append((due, now() - due))
         try:
             leg.in_sent_at.append(await leg.send_tagged(seq))
         except ConnectionError:
             return
-
-
-async def fill_caller(leg: CallerLeg, start: float) -> None:
-    """Frames after the last measured one, as a live caller's stream goes on: they push out the
-    measured frames the host holds for its next append (MEDIA_MODEL_APPEND_MS)."""
-    for seq in range(FILL_FRAMES):
-        await sleep_until(start + seq * FRAME_S)
+    for fill in range(FILL_FRAMES):
+        await sleep_until(start + (seq + fill) * FRAME_S)
         with contextlib.suppress(ConnectionError):
-            await leg.send_tagged(seq, FILL_MAGIC)
+            await leg.send_tagged(fill, FILL_MAGIC)
 
 
 # -- the model side -------------------------------------------------------------------------------
+@dataclass
+class BargeIn:
+    """One barge-in of phase 4, as the model made it."""
+
+    number: int  # its frames are numbered number * BARGE_SEQ_STRIDE + i
+    response_id: str
+    item_id: str
+    speech_started: float  # when the model sent `input_audio_buffer.speech_started`
+
+
 @dataclass
 class ModelConn:
     """One realtime socket the media host opened; `call` is learnt from the first tagged append."""
@@ -345,6 +384,12 @@ class ModelConn:
     other_events: Counter[str] = field(default_factory=Counter)
     out_sent: dict[int, float] = field(default_factory=dict)  # seq -> time its delta was sent
     out_seq: int = 0
+    # phase 4 (its frames are not in out_sent: those a barge-in cuts never arrive, by design)
+    barge_ins: list[BargeIn] = field(default_factory=list)
+    barge_frames_sent: int = 0
+    cancels: dict[str, float] = field(default_factory=dict)  # response id -> its first response.cancel
+    truncates: dict[str, int] = field(default_factory=dict)  # item id -> audio_end_ms of its truncate
+    _cancel_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     async def send(self, event: dict[str, Any]) -> None:
         if not self.ws.closed:
@@ -378,6 +423,58 @@ class ModelConn:
             self.out_sent[seq] = sent
         with contextlib.suppress(ConnectionError):
             await self.ws.send_str(text)
+
+    async def barge_audio(self, response_id: str, item_id: str, first_seq: int, frames: int) -> None:
+        """Phase 4's audio: its own magic and numbers, so it stays out of the lost/order accounting."""
+        assert self.call is not None
+        audio = b"".join(
+            self.audio.frame(BARGE_MAGIC, self.call, seq) for seq in range(first_seq, first_seq + frames)
+        )
+        self.barge_frames_sent += frames
+        await self.send(
+            {
+                "type": "response.output_audio.delta",
+                "response_id": response_id,
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": base64.b64encode(audio).decode("ascii"),
+            }
+        )
+
+    async def speech_started(self, number: int, response_id: str, item_id: str) -> None:
+        """Server VAD heard the caller over `response_id`: recorded with the time it was sent."""
+        text = json.dumps(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": len(self.in_recv) * 20,
+                "item_id": f"item_caller_{self.call}_{number}",
+            }
+        )
+        if self.ws.closed:
+            return
+        self.barge_ins.append(BargeIn(number, response_id, item_id, now()))
+        with contextlib.suppress(ConnectionError):
+            await self.ws.send_str(text)
+
+    def on_cancel(self, at: float, response_id: str) -> None:
+        self.cancels.setdefault(response_id, at)
+        if (waiter := self._cancel_waiters.pop(response_id, None)) is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def cancelled(self, response_id: str, timeout: float) -> bool:
+        """Until the host cancels this response (True), or `timeout` passes (False)."""
+        if response_id in self.cancels:
+            return True
+        waiter = self._cancel_waiters[response_id] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._cancel_waiters.pop(response_id, None)
+        return True
 
     async def done(self, response_id: str, item_id: str) -> None:
         await self.send(
@@ -443,6 +540,12 @@ class BenchModel:
                 await conn.send({"type": "session.updated", "session": event["session"]})
             else:
                 conn.other_events[str(kind)] += 1
+                if kind == "response.cancel":
+                    conn.on_cancel(at, str(event.get("response_id", "")))
+                elif kind == "conversation.item.truncate":
+                    conn.truncates.setdefault(
+                        str(event.get("item_id", "")), int(event.get("audio_end_ms", -1))
+                    )
         return ws
 
     def _on_append(self, conn: ModelConn, at: float, audio: str) -> None:
@@ -512,6 +615,53 @@ async def probe_latency(conn: ModelConn, leg: CallerLeg, start: float, end: floa
         await conn.delta(response_id, item_id, PROBE_MAGIC, 1)
         await conn.done(response_id, item_id)
     return delayed
+
+
+async def barge_in_repeatedly(conn: ModelConn, start: float, end: float) -> None:
+    """Phase 4: a response of 1 s of audio, then the caller's speech 200-400 ms into it; the host's
+    response.cancel is awaited and the response closed as cancelled, then a pause, at most one every
+    BARGE_PERIOD_S. A barge-in starts only if its speech_started falls within the phase."""
+    assert conn.call is not None
+    rng = random.Random(conn.call)  # the same delays run after run
+    due = start
+    for number in itertools.count():
+        delay = rng.uniform(*BARGE_AFTER_S)
+        if due + delay >= end:
+            return
+        await sleep_until(due)
+        response_id, item_id = f"resp_barge_{conn.call}_{number}", f"item_barge_{conn.call}_{number}"
+        await conn.response_created(response_id)
+        speaking = now()
+        for k in range(BARGE_DELTAS):  # as fast as the model generates: well ahead of real time
+            seq = number * BARGE_SEQ_STRIDE + k * BARGE_DELTA_FRAMES
+            await conn.barge_audio(response_id, item_id, seq, BARGE_DELTA_FRAMES)
+        await sleep_until(speaking + delay)  # the host is playing it meanwhile
+        await conn.speech_started(number, response_id, item_id)
+        await conn.cancelled(response_id, BARGE_CANCEL_TIMEOUT_S)
+        await conn.send(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": response_id,
+                    "status": "cancelled",
+                    "status_details": {"type": "cancelled", "reason": "client_cancelled"},
+                    "output": [],
+                },
+            }
+        )
+        await asyncio.sleep(BARGE_PAUSE_S)
+        due = max(due + BARGE_PERIOD_S, now())
+
+
+def heard_by(messages: Sequence[tuple[float, int]], at: float) -> float:
+    """Seconds of audio a caller had played by `at`, of messages (arrival, frames) played back to back
+    from arrival."""
+    played, free = 0.0, -math.inf  # free: when the caller has played everything before
+    for arrival, frames in messages:
+        begin = max(free, arrival)
+        free = begin + frames * FRAME_S
+        played += min(max(0.0, at - begin), frames * FRAME_S)
+    return played
 
 
 # -- the media host process -----------------------------------------------------------------------
@@ -751,6 +901,7 @@ class Provider(ABC):
     title: ClassVar[str]
     path: ClassVar[str]  # the host's socket for it
     audio: ClassVar[Audio]
+    stop: ClassVar[str]  # what the host sends the caller on barge-in to drop the audio it holds
 
     @abstractmethod
     async def serve(self) -> None: ...
@@ -775,7 +926,7 @@ class Provider(ABC):
 
 
 class Acs(Provider):
-    name, title, path, audio = "acs", "ACS", "/ws/media", AcsCaller.AUDIO
+    name, title, path, audio, stop = "acs", "ACS", "/ws/media", AcsCaller.AUDIO, "StopAudio"
 
     def __init__(self) -> None:
         self.issuer = AcsTokenIssuer()
@@ -801,7 +952,7 @@ class Acs(Provider):
 
 
 class Twilio(Provider):
-    name, title, path, audio = "twilio", "Twilio", "/ws/twilio", TwilioCaller.AUDIO
+    name, title, path, audio, stop = "twilio", "Twilio", "/ws/twilio", TwilioCaller.AUDIO, "clear"
 
     def __init__(self) -> None:
         # The bench's calls exist only as sockets: the stand-in knows none of them (404), which the
@@ -896,7 +1047,7 @@ class Bench:
             in_sent=sum(len(leg.in_sent_at) for leg in self.legs),
             in_recv=sum(len(c.in_recv) for c in conns),
             out_sent=sum(len(c.out_sent) for c in conns),
-            out_recv=sum(len(leg.out_frames) for leg in self.legs),
+            out_recv=sum(len(leg.out_frames) + leg.barge_frames for leg in self.legs),
         )
 
     def outbound_settled(self) -> bool:
@@ -937,10 +1088,9 @@ class Bench:
             await self._phase("inbound", self._idle)
             await self._phase("speaking", self._speaking, settle=self.outbound_settled)
             await self._phase("probes", self._probes, settle=self.outbound_settled)
-            self.stop_streams.set()
+            await self._phase("bargein", self._barge_ins)  # each barge-in ends with a pause for stragglers
+            self.stop_streams.set()  # each caller sends its fill frames and stops
             await asyncio.gather(*self.stream_tasks, return_exceptions=True)
-            filled = now()
-            await asyncio.gather(*(fill_caller(leg, filled) for leg in self.legs), return_exceptions=True)
             # still without GC: the first collection pauses this loop for ~30 ms, which would add to
             # the latency of the last frames in flight
             if not await wait_until(self.inbound_settled, DRAIN_TIMEOUT_S):
@@ -1002,6 +1152,78 @@ class Bench:
             offset = call * PROBE_PERIOD_S / self.calls
             probes.append(probe_latency(conn, self.legs[call], start + offset, end))
         self.probes_delayed = sum(await gather_bounded(probes, timeout=end - now() + 5.0))
+
+    async def _barge_ins(self, start: float, end: float) -> None:
+        barging = []
+        for call, conn in sorted(self.model.by_call.items()):
+            offset = call * BARGE_PERIOD_S / self.calls
+            barging.append(barge_in_repeatedly(conn, start + offset, end))
+        await gather_bounded(barging, timeout=end - now() + BARGE_CANCEL_TIMEOUT_S + BARGE_PAUSE_S + 5.0)
+
+    def barge_in_figures(self) -> dict[str, Any] | None:
+        """Phase 4: each barge-in matched with the caller's first StopAudio / `clear` after its
+        speech_started (and before the next one's), and with the messages of its response's audio."""
+        if "bargein" not in self.phases:
+            return None
+        reactions: list[float] = []
+        cancel_reactions: list[float] = []
+        truncate_errors: list[float] = []
+        attempted = stopped = cancelled = truncated = late_barge_ins = late_messages = after_stop = 0
+        after_speech = unmatched_stops = 0
+        latest_after_speech = -math.inf
+        for leg in self.legs:
+            conn = self.model.by_call.get(leg.index)
+            if conn is None:
+                continue
+            messages: defaultdict[int, list[tuple[float, int]]] = defaultdict(list)
+            for at, number, frames in leg.barge_messages:
+                messages[number].append((at, frames))
+            stops = sorted(leg.stops)
+            matched = 0
+            for i, barge in enumerate(conn.barge_ins):
+                attempted += 1
+                said = barge.speech_started
+                until = conn.barge_ins[i + 1].speech_started if i + 1 < len(conn.barge_ins) else math.inf
+                stop = next((s for s in stops if said <= s < until), None)
+                arrivals = [at for at, _ in messages.get(barge.number, [])]
+                late = sum(1 for at in arrivals if at > said + BARGE_LATE_S)
+                late_messages += late
+                late_barge_ins += bool(late)
+                after_speech += sum(1 for at in arrivals if at > said)
+                latest_after_speech = max([latest_after_speech, *(at - said for at in arrivals if at > said)])
+                if stop is not None:
+                    stopped += 1
+                    matched += 1
+                    reactions.append(stop - said)
+                    after_stop += sum(1 for at in arrivals if at > stop)
+                    if (end_ms := conn.truncates.get(barge.item_id)) is not None:
+                        heard = heard_by(messages.get(barge.number, []), stop)
+                        truncate_errors.append(end_ms / 1000 - heard)
+                if (cancel := conn.cancels.get(barge.response_id)) is not None:
+                    cancelled += 1
+                    cancel_reactions.append(cancel - said)
+                truncated += barge.item_id in conn.truncates
+            unmatched_stops += len(stops) - matched
+        return {
+            "attempted": attempted,
+            "stopped": stopped,  # a StopAudio / clear reached the caller after speech_started
+            "reaction": percentiles(reactions),  # speech_started sent -> StopAudio / clear received
+            "late_after_ms": round(BARGE_LATE_S * 1000, 1),
+            "barge_ins_with_late_audio": late_barge_ins,
+            "late_messages": late_messages,  # messages of the response's audio later than that
+            "messages_after_speech_started": after_speech,  # in flight when it was sent: any lateness
+            "latest_after_speech_started_ms": None
+            if not after_speech
+            else round(latest_after_speech * 1000, 3),
+            "messages_after_stop": after_stop,  # ... and later than the StopAudio / clear itself
+            "response_cancel": cancelled,
+            "cancel_reaction": percentiles(cancel_reactions),  # speech_started sent -> response.cancel
+            "truncated": truncated,  # a conversation.item.truncate for the response's item
+            "truncate_minus_heard": percentiles(truncate_errors),  # audio_end_ms - played at the stop
+            "stops_unmatched": unmatched_stops,  # StopAudio / clear with no barge-in to answer
+            "frames_sent": sum(c.barge_frames_sent for c in self.model.conns),
+            "frames_received": sum(leg.barge_frames for leg in self.legs),
+        }
 
     # -- figures ----------------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
@@ -1104,6 +1326,7 @@ class Bench:
                 "inbound_p1": percentiles(inbound_latency["inbound"]),
                 "inbound_p2": percentiles(inbound_latency["speaking"]),
                 "inbound_p3": percentiles(inbound_latency["probes"]),
+                "inbound_p4": percentiles(inbound_latency["bargein"]),
                 "outbound_p3_idle_queue": percentiles(outbound_latency),
             },
             "outbound_gap_p2": percentiles(gaps),
@@ -1124,6 +1347,7 @@ class Bench:
             },
             **self.provider.figures(),
             "probes_not_idle_within_1s": self.probes_delayed,
+            "barge_in": self.barge_in_figures(),
             "bench_self": {
                 "loop_lag": percentiles([lag for due, lag in self.loop_lags if measured(due)]),
                 "send_lateness": percentiles(
@@ -1163,6 +1387,7 @@ def _ms(value: float | int | None) -> str:
 
 
 def render(fig: dict[str, Any]) -> str:
+    provider = PROVIDERS[fig["provider"]]
     seconds = "/".join(f"{s:g}" for s in fig["seconds_per_phase"].values())
     model_leg = "wss" if fig["model_leg_tls"] else "ws"
     host_loop = fig["host_event_loop"] or "python -m media_host"
@@ -1175,7 +1400,12 @@ def render(fig: dict[str, Any]) -> str:
         f"{'phase':<22}{'wall s':>7}{'host cpu s':>11}{'host %core':>11}{'bench %core':>12}"
         f"{'in frames':>11}{'out frames':>11}{'steal':>7}{'others %core':>13}",
     ]
-    titles = {"inbound": "1 inbound only", "speaking": "2 inbound + speaking", "probes": "3 latency probes"}
+    titles = {
+        "inbound": "1 inbound only",
+        "speaking": "2 inbound + speaking",
+        "probes": "3 latency probes",
+        "bargein": "4 barge-in",
+    }
     for name, p in fig["phases"].items():
         lines.append(
             f"{titles[name]:<22}{p['wall_s']:>7.1f}{p['host_cpu_s']:>11.2f}{p['host_cpu_pct_of_one_core']:>10.1f}%"
@@ -1194,9 +1424,16 @@ def render(fig: dict[str, Any]) -> str:
         ("inbound latency, phase 1", fig["latency"]["inbound_p1"]),
         ("inbound latency, phase 2", fig["latency"]["inbound_p2"]),
         ("inbound latency, phase 3", fig["latency"]["inbound_p3"]),
+        ("inbound latency, phase 4", fig["latency"]["inbound_p4"]),
         ("outbound latency, idle queue (3)", fig["latency"]["outbound_p3_idle_queue"]),
-        (f"outbound frame gap at {PROVIDERS[fig['provider']].title} (2)", fig["outbound_gap_p2"]),
+        (f"outbound frame gap at {provider.title} (2)", fig["outbound_gap_p2"]),
     ]
+    if (barge := fig["barge_in"]) is not None:
+        rows += [
+            (f"barge-in -> {provider.stop} (4)", barge["reaction"]),
+            ("barge-in -> response.cancel (4)", barge["cancel_reaction"]),
+            ("truncate point - heard (4)", barge["truncate_minus_heard"]),
+        ]
     for title, s in rows:
         lines.append(
             f"{title:<34}{s['samples']:>9}{_ms(s['p50_ms']):>9}{_ms(s['p99_ms']):>9}{_ms(s['max_ms']):>9}"
@@ -1218,6 +1455,18 @@ def render(fig: dict[str, Any]) -> str:
     }
     if oddities or fig["probes_not_idle_within_1s"]:
         lines.append(f"oddities: {oddities} probes not idle within 1 s: {fig['probes_not_idle_within_1s']}")
+    if barge is not None:
+        lines += [
+            f"barge-ins: {barge['attempted']} attempted, {barge['stopped']} got {provider.stop}, "
+            f"{barge['response_cancel']} got response.cancel, {barge['truncated']} truncated; "
+            f"frames {barge['frames_sent']} sent, {barge['frames_received']} received (the rest cut)",
+            f"assistant audio after speech_started: {barge['messages_after_speech_started']} messages, "
+            f"the latest {_ms(barge['latest_after_speech_started_ms'])} ms after; "
+            f"> {barge['late_after_ms']:g} ms after: {barge['late_messages']} messages in "
+            f"{barge['barge_ins_with_late_audio']} barge-ins; after {provider.stop}: "
+            f"{barge['messages_after_stop']} messages; {provider.stop} without a barge-in: "
+            f"{barge['stops_unmatched']}",
+        ]
     if (marks := fig.get("twilio_marks")) is not None:
         lines.append(
             f"marks: {marks['received']} received (one per frame), {marks['echoed']} echoed once played, "
@@ -1299,7 +1548,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
     parser.add_argument(
         "--seconds", type=float, default=seconds, help=f"length of each phase (0-300, default {seconds:g})"
     )
-    for phase, number in zip(PHASES, (1, 2, 3), strict=True):
+    for number, phase in enumerate(PHASES, start=1):
         parser.add_argument(
             f"--{phase}-seconds", type=float, metavar="S", help=f"phase {number} only (0 skips it)"
         )

@@ -1,10 +1,10 @@
 """Saturation sweep: the load bench at a rising number of calls, until a step misses a criterion.
 
     python -m bench.saturation [--steps 50,100,150,200,300,400,500] [--tls] [--loop uvloop]
-        [--seconds 10] [--probes-seconds 0] [--max-others 25] [--json sweep.json]
+        [--seconds 10] [--probes-seconds 0] [--bargein-seconds 0] [--max-others 25] [--json sweep.json]
 
-Each step is one `bench.media_load` run with a fresh media host: phases 1 and 2, phase 3 only if asked
-for. A step passes when no frame is lost (either direction, any phase), the p99 gap between frames to
+Each step is one `bench.media_load` run with a fresh media host: phases 1 and 2, phases 3 and 4 only if
+asked for. A step passes when no frame is lost (either direction, any phase), the p99 gap between frames to
 the caller (phase 2) is at most 40 ms and the p99 inbound latency (caller sends a frame -> the model
 receives it) is at most 40 ms in every phase run. The sweep stops at the first step that fails. On a
 shared machine a step first waits for the others to go quiet, and one that fails while they were busy
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "during which they used more is run again, twice at most (default 25)",
     )
     add_run_arguments(parser, seconds=10.0)
-    parser.set_defaults(probes_seconds=0.0)  # no criterion needs phase 3: shorter steps
+    parser.set_defaults(probes_seconds=0.0, bargein_seconds=0.0)  # no criterion needs phase 3 or 4
     args = parser.parse_args(argv)
     template = Options(
         args.steps[0],

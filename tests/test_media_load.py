@@ -1,6 +1,7 @@
 """The load bench (`make bench` runs 1 and 50 calls of each provider for 10 s a phase), small enough for
-every test run: every tagged frame gets through the host both ways, and the host exits cleanly; the
-same over TLS on the model leg, on either event loop; and the saturation sweep's criteria."""
+every test run: every tagged frame gets through the host both ways, every barge-in stops the caller's
+audio in time and cancels the response, and the host exits cleanly; the same over TLS on the model leg,
+on either event loop; and the saturation sweep's criteria."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def assert_every_frame_through(provider: str, code: int, figures: dict[str, Any]
 async def test_every_tagged_frame_gets_through(provider: str) -> None:
     figures = assert_every_frame_through(provider, *await amain(provider, Options(2, every_phase(1.0))))
 
+    assert set(figures["phases"]) == {"inbound", "speaking", "probes", "bargein"}
+    barge = figures["barge_in"]
+    assert barge["attempted"] >= 2  # one per call at least, in a 1 s phase
+    assert barge["stopped"] == barge["response_cancel"] == barge["truncated"] == barge["attempted"]
+    assert barge["reaction"]["samples"] == barge["attempted"]
+    assert barge["late_messages"] == barge["barge_ins_with_late_audio"] == barge["messages_after_stop"] == 0
+    assert barge["stops_unmatched"] == 0
+    assert barge["truncate_minus_heard"]["max_ms"] <= 20  # the model is never told of audio not yet played
+    assert 0 < barge["frames_received"] < barge["frames_sent"]  # heard the start, the rest cut
+    assert figures["latency"]["inbound_p4"]["samples"] > 0
     if provider == "twilio":
         frames, marks = figures["frames"], figures["twilio_marks"]
         assert marks["received"] == marks["media"]  # a mark after every message of audio
@@ -40,10 +51,11 @@ async def test_every_tagged_frame_gets_through(provider: str) -> None:
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 async def test_tls_model_leg_end_to_end_on_either_loop(loop: str) -> None:
-    options = Options(2, every_phase(1.0, probes=0), tls=True, host_loop=loop)
+    options = Options(2, every_phase(1.0, probes=0, bargein=0), tls=True, host_loop=loop)
 
     figures = assert_every_frame_through("acs", *await amain("acs", options))
 
+    assert figures["barge_in"] is None  # phase 4 skipped
     assert figures["model_leg_tls"] is True and figures["host_event_loop"] == loop
     assert figures["host"]["model_sockets"] == 2  # each call's first socket: TLS set up and verified
     assert figures["cpu_ms_per_call_second"] > 0 and figures["host"]["rss_kb_per_call"] is not None
