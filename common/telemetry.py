@@ -55,7 +55,6 @@ TELEMETRY_SETTINGS = (
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AUDIT_UNMASKED_NUMBERS",
     "AUDIT_TRANSCRIPTS",
-    "AUDIT_DTMF_DIGITS",
     "TELEMETRY_EXPORT_INTERVAL_SECONDS",
 )
 
@@ -67,7 +66,6 @@ class TelemetrySettings:
     aad_client_id: str | None
     unmasked_numbers: bool
     transcripts: bool
-    dtmf_digits: bool  # which keys the caller pressed (PINs, card numbers): off unless asked for
     export_interval: float
 
     @classmethod
@@ -87,7 +85,6 @@ class TelemetrySettings:
             aad_client_id=auth.get("ClientId") or r.optional("AZURE_CLIENT_ID"),
             unmasked_numbers=r.flag("AUDIT_UNMASKED_NUMBERS"),
             transcripts=r.flag("AUDIT_TRANSCRIPTS"),
-            dtmf_digits=r.flag("AUDIT_DTMF_DIGITS"),
             export_interval=r.number("TELEMETRY_EXPORT_INTERVAL_SECONDS", 5.0, low=0.1, high=300),
         )
 
@@ -115,7 +112,6 @@ class Telemetry:
         use_aad: bool = False,
         unmasked_numbers: bool = False,
         transcripts: bool = False,
-        dtmf_digits: bool = False,
         export_interval: float = 5.0,
     ) -> None:
         self.plane = plane
@@ -124,7 +120,6 @@ class Telemetry:
         self.role_instance = f"{REPLICA}:{os.getpid()}"
         self.unmasked_numbers = unmasked_numbers
         self.transcripts = transcripts
-        self.dtmf_digits = dtmf_digits
         self._sink: _Exporter | None = None
         self._attached: list[tuple[logging.Logger, logging.Handler, int]] = []
         if connection_string:
@@ -152,7 +147,6 @@ class Telemetry:
             aad_client_id=settings.aad_client_id,
             unmasked_numbers=settings.unmasked_numbers,
             transcripts=settings.transcripts,
-            dtmf_digits=settings.dtmf_digits,
             export_interval=settings.export_interval,
         )
 

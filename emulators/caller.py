@@ -119,11 +119,18 @@ async def converse(
     quiet_s: float = 0.8,
     timeout_s: float = 20.0,
     on_line: Callable[[CallerLine], None] = lambda line: None,
+    silent_before: int | None = None,
+    on_silence: Callable[[], None] = lambda: None,
 ) -> None:
-    """The polite caller: each line after the assistant's turn (the greeting first)."""
+    """The polite caller: each line after the assistant's turn (the greeting first). Before line
+    `silent_before` it says nothing at all, until the assistant speaks again (a reprompt)."""
     since = leg.connected_at
-    for line in lines:
+    for index, line in enumerate(lines):
         await wait_for_assistant_turn(leg, since=since, quiet_s=quiet_s, timeout_s=timeout_s)
+        if index == silent_before:
+            on_silence()
+            since = time.monotonic()
+            await wait_for_assistant_turn(leg, since=since, quiet_s=quiet_s, timeout_s=timeout_s)
         on_line(line)
         await leg.say(at_rate(line.pcm, leg.sample_rate))
         since = time.monotonic()

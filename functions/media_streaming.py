@@ -53,4 +53,5 @@ def media_streaming(
         start_media_streaming=True,  # otherwise ACS waits for a start_media_streaming() request
         enable_bidirectional=True,  # the model's voice goes back into the call over the same socket
         audio_format=AudioFormat(settings.audio_format),  # pcm24KMono: the model's own rate, no resampling
+        enable_dtmf_tones=True,  # keys the caller presses go to the model (menus, booking numbers)
     )

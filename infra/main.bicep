@@ -72,7 +72,6 @@ param callerDenyList string = ''
 param outboundAllowList string = ''
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
-param auditDtmfDigits bool = false
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -200,7 +199,6 @@ module functionApp 'modules/function-app.bicep' = {
     outboundAllowList: outboundAllowList
     auditUnmaskedNumbers: auditUnmaskedNumbers
     auditTranscripts: auditTranscripts
-    auditDtmfDigits: auditDtmfDigits
   }
   dependsOn: [
     roles
@@ -234,7 +232,6 @@ module mediaApp 'modules/media-app.bicep' = {
     maxReplicas: mediaMaxReplicas
     auditUnmaskedNumbers: auditUnmaskedNumbers
     auditTranscripts: auditTranscripts
-    auditDtmfDigits: auditDtmfDigits
   }
   // AcrPull (in roles) must exist before the first revision pulls its image.
   dependsOn: [

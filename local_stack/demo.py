@@ -27,6 +27,7 @@ from .stack import LocalStack, Provider
 
 CALLER_NUMBER = "+14255550123"
 CALL_TIMEOUT_S = 120.0
+SILENT_BEFORE = 2  # the caller goes quiet before its third line: the assistant asks again
 
 
 class RecordedLeg(CallerLeg, RecordingLeg, Protocol):
@@ -169,9 +170,12 @@ async def _one_call(stack: LocalStack, out_dir: Path) -> int:
     def said(line: CallerLine) -> None:
         printer.line("(caller)", f"plays {line.file}: \u201c{line.text}\u201d")
 
+    def silent() -> None:
+        printer.line("(caller)", "says nothing (the assistant should ask again after NO_INPUT_SECONDS)")
+
     try:
         async with asyncio.timeout(CALL_TIMEOUT_S):
-            await converse(leg, lines, on_line=said)
+            await converse(leg, lines, on_line=said, silent_before=SILENT_BEFORE, on_silence=silent)
             await call.ended.wait()
     except AssistantSilent as exc:
         summary.problems.append(str(exc))
@@ -201,6 +205,7 @@ def _finish(summary: Summary, call: PlacedCall, record: CallRecord | None, out_d
     print(f"  first assistant audio   {summary.first_assistant_audio_ms} ms after the media stream connected")
     print(f"  turns                   {summary.caller_turns} caller, {summary.assistant_turns} assistant")
     print(f"  barge-ins               {summary.barge_ins}")
+    print(f"  reprompts               {summary.reprompts} (the caller said nothing for NO_INPUT_SECONDS)")
     latencies = ", ".join(f"{ms}" for ms in summary.turn_latency_ms) or "none"
     print(f"  turn latency            {latencies} ms (caller stops speaking -> answer audio starts)")
     print(f"  tools                   {summary.tools or 'none'}")
@@ -223,6 +228,8 @@ def _check(summary: Summary, call: PlacedCall, record: CallRecord | None) -> Non
     assistant = " ".join(t.text for t in record.turns if t.role == "assistant").lower()
     if "booked" not in assistant:
         problems.append("the assistant never confirmed a booking")
+    if summary.reprompts != 1:
+        problems.append(f"expected one reprompt after the caller's silence, got {summary.reprompts}")
     if summary.tools.get("end_call") != 1:
         problems.append(f"expected one end_call, got tools {summary.tools}")
     if summary.hang_up != call.hang_up or summary.media_host_end_reason != "assistant_ended":

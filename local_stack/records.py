@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from common.telemetry import CallIds
 from media_host.call_events import (
     AssistantAudioStarted,
+    AssistantPrompted,
     BargedIn,
     CallEnded,
     CallEvent,
@@ -26,6 +27,7 @@ class CallRecord:
     barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller's speech was detected
     turn_latency_ms: list[float] = field(default_factory=list)  # caller stops speaking -> the answer starts
     first_audio_ms: float | None = None  # media connected -> the first assistant audio
+    prompted: list[AssistantPrompted] = field(default_factory=list)  # the assistant spoke unasked
     ended: CallEnded | None = None
 
 
@@ -49,6 +51,8 @@ class CallRecords:
                 record.first_audio_ms = event.first_audio_ms
             if event.turn_latency_ms is not None:
                 record.turn_latency_ms.append(event.turn_latency_ms)
+        elif isinstance(event, AssistantPrompted):
+            record.prompted.append(event)
         elif isinstance(event, CallEnded):
             record.ended = event
 
@@ -60,6 +64,7 @@ class CallStats:
     caller_turns: int = 0
     assistant_turns: int = 0
     barge_ins: int = 0
+    reprompts: int = 0  # the caller said nothing for NO_INPUT_SECONDS: the assistant asked again
     turn_latency_ms: list[int] = field(default_factory=list)  # caller stops speaking -> answer starts
     media_host_end_reason: str | None = None
     duration_s: float | None = None
@@ -69,6 +74,7 @@ class CallStats:
         self.caller_turns = sum(t.role == "caller" for t in record.turns)
         self.assistant_turns = sum(t.role == "assistant" for t in record.turns)
         self.barge_ins = len(record.barge_ins)
+        self.reprompts = sum(p.why == "no_input" for p in record.prompted)
         self.turn_latency_ms = [round(ms) for ms in record.turn_latency_ms]
         if record.ended is not None:
             self.media_host_end_reason = record.ended.why

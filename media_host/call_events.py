@@ -15,6 +15,7 @@ ENDED_BY = {  # end reason -> who ended the call, for the audit trail
     "transferred": "assistant",
     "acs_closed": "caller_or_acs",
     "max_call_seconds": "media_host",
+    "no_input": "media_host",
     "drain_timeout": "platform",
     "shutdown": "platform",
 }
@@ -62,6 +63,22 @@ class ToolUsed:
 
 
 @dataclass(frozen=True)
+class AssistantPrompted:
+    """The call core asked the assistant to speak on its own initiative."""
+
+    why: Literal["no_input", "no_input_goodbye", "tool_filler", "ending_soon", "time_up_goodbye"]
+    count: int = 1  # no_input: the n-th reprompt in a row
+    tool: str = ""  # tool_filler: the tool that was taking a while
+
+
+@dataclass(frozen=True)
+class KeypadEntry:
+    """Keys the caller pressed went to the model as one input. How many, never which."""
+
+    keys: int
+
+
+@dataclass(frozen=True)
 class CallEnded:
     why: str
     duration_s: float
@@ -77,7 +94,10 @@ class CallEnded:
         return ENDED_BY.get(self.why, "media_host")
 
 
-CallEvent = MediaConnected | TurnTaken | AssistantAudioStarted | BargedIn | ToolUsed | CallEnded
+CallEvent = (
+    MediaConnected | TurnTaken | AssistantAudioStarted | BargedIn | ToolUsed | AssistantPrompted | KeypadEntry
+    | CallEnded
+)  # fmt: skip
 
 
 class CallObserver(Protocol):
@@ -108,6 +128,10 @@ class AuditTrail:
         elif isinstance(event, ToolUsed):
             t.event("ToolCalled", ids, measurements={"duration_ms": round(event.duration_ms, 2)},
                     tool=event.name, outcome=event.outcome)  # fmt: skip
+        elif isinstance(event, AssistantPrompted):
+            t.event("AssistantPrompted", ids, why=event.why, count=event.count, tool=event.tool)
+        elif isinstance(event, KeypadEntry):
+            t.event("KeypadEntry", ids, keys=event.keys)
         elif isinstance(event, CallEnded):
             t.event("CallEnded", ids, measurements={"duration_s": event.duration_s}, who=event.who,
                     why=event.why, turns=event.turns, barge_ins=event.barge_ins, underruns=event.underruns,

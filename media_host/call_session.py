@@ -16,26 +16,31 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from common.profiles import Profile
 from common.telemetry import CallIds, Telemetry
 
 from . import realtime_protocol as rt
 from .audio_paths import LegAudio, ToModel
 from .call_events import (
     AssistantAudioStarted,
+    AssistantPrompted,
     BargedIn,
     CallEnded,
     CallEvent,
     CallObserver,
+    KeypadEntry,
     MediaConnected,
     ToolUsed,
     Turn,
     TurnTaken,
 )
 from .leg import Leg, count_bounded
+from .manners import KeyCollector, NoInputWatch
 from .model_link import ModelConnector
 from .model_session import ModelSession
+from .phrases import PHRASES
 from .playback import Playback
 from .settings import MediaSettings
 from .tools import Tool, ToolContext, ToolResult, tool_schema
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = " [cut off: the caller interrupted]"  # how an interrupted answer is restored to a new session
 SPEECH_WAIT_TIMEOUT_S = 15.0  # inside TOOL_TIMEOUT_SECONDS' default, so a tool still gets to act
+GOODBYE_TIMEOUT_S = 15.0  # a goodbye the core asked for is heard, or the call ends anyway
+TOOL_CANCELLED = json.dumps({"error": "cancelled: the caller spoke or pressed a key before it finished"})
 BENIGN_MODEL_ERRORS = {"response_cancel_not_active"}  # our cancel raced the server's own VAD cancel
 
 
@@ -65,9 +72,9 @@ class CallSession:
         *,
         leg: Callable[[CallSession], Leg],  # the leg, built with this call as its handler
         ids: CallIds,
-        profile: str | None,
+        profile_name: str | None,  # None: the default instructions
+        profile: Profile,
         voice: str,  # the model's voice for this call
-        instructions: str,
         settings: MediaSettings,
         connector: ModelConnector,
         tools: list[Tool],
@@ -76,8 +83,8 @@ class CallSession:
         telemetry: Telemetry,
     ) -> None:
         self.ids = ids
-        self.profile = profile
-        self.instructions = instructions
+        self.profile_name = profile_name
+        self.phrases = PHRASES[profile.language]
         self.settings = settings
         self.telemetry = telemetry
         self._observers = list(observers)
@@ -97,7 +104,7 @@ class CallSession:
             ids=ids,
             telemetry=telemetry,
             config=rt.SessionConfig(
-                instructions=instructions,
+                instructions=profile.instructions,
                 voice=voice,
                 transcription_model=m.transcription_model,
                 vad_threshold=m.vad_threshold,
@@ -110,11 +117,24 @@ class CallSession:
                 "deployment": m.deployment,
                 "voice": voice,
                 "auth_mode": connector.auth_mode,
-                "profile": profile or "default",
+                "profile": profile_name or "default",
             },
             max_buffered_events=int(settings.max_buffered_seconds * 1000 / settings.model_append_ms),
             handler=self,
+            greet=profile.greeting == "first",
+            session_max_seconds=m.session_max_seconds,
         )
+        self._greet_first = profile.greeting == "first"
+        self._no_input = NoInputWatch(
+            settings.no_input_seconds, played=self.leg.wait_played, on_silence=self._on_silence
+        )
+        self._keys = KeyCollector(
+            gap_s=settings.dtmf_gap_ms / 1000, terminator=settings.dtmf_terminator, on_keys=self._on_keys
+        )
+        self._tools_running: dict[str, asyncio.Task[tuple[ToolResult, str]]] = {}  # by call id
+        self._filler_said = False  # once per call
+        self._saying_goodbye = False  # the core is ending the call: no more reprompts
+        self._caller_speaking = False  # between the model's speech_started and speech_stopped
         self._caller_stopped_at: float | None = None  # end of the caller's last turn, until the answer starts
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -126,12 +146,15 @@ class CallSession:
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         log.info("call media connected", extra=self._dims())
-        self._tell(MediaConnected(self.profile or "default"))
+        self._tell(MediaConnected(self.profile_name or "default"))
         self._spawn(self.model.run(), "model")
         self._spawn(self.playback.run(), "playback")
+        self._spawn(self._call_clock(), "call-clock")
+        if not self._greet_first:
+            self._no_input.arm()  # the caller speaks first: their silence counts from now
         hang_up: str | None = None  # why this handler ends the call for everyone, if it does
-        try:
-            async with asyncio.timeout(self.settings.max_call_seconds):
+        try:  # the call clock says goodbye at MAX_CALL_SECONDS; this is the backstop
+            async with asyncio.timeout(self.settings.max_call_seconds + GOODBYE_TIMEOUT_S + 5):
                 hang_up = await self.leg.run()
         except TimeoutError:
             hang_up = "max_call_seconds"
@@ -169,7 +192,9 @@ class CallSession:
             await self.leg.hang_up()
         self.end_reason = self.end_reason or "acs_closed"  # nobody ended it here: the caller's side did
         self._closing = True
-        tasks = list(self._tasks)
+        self._keys.close()
+        await self._no_input.close()
+        tasks = [*self._tasks, *self._tools_running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -249,10 +274,29 @@ class CallSession:
         self.model.append_audio(self.to_model.events(audio))
 
     def on_dtmf(self, tone: str) -> None:
-        # keys are PINs and card numbers: the audit trail gets when and how many, the digits only on request
+        # keys are PINs and card numbers: they go to the model, and logs and telemetry get when and how many
         self.stats.dtmf_at_ms.append(self.elapsed_ms)
-        shown = f" {tone!r}" if self.telemetry.dtmf_digits else ""
-        log.info("caller pressed a key%s (%d so far)", shown, len(self.stats.dtmf_at_ms), extra=self._dims())
+        self._caller_acted()
+        if (
+            self.leg.playing or self.model.speaking is not None
+        ):  # a key cuts the assistant short, as speech does
+            self._spawn(self._barge_in(), "barge-in")
+        self._keys.press(tone)
+
+    def _on_keys(self, keys: str) -> None:
+        """Keys pressed in a row: one input of the caller's, and an answer to it."""
+        self.model.send(rt.message_item("user", self.phrases.keys.format(keys=" ".join(keys))))
+        self.model.request_response()
+        self._tell(KeypadEntry(len(keys)))
+        log.info("keypad entry of %d keys sent to the model", len(keys), extra=self._dims())
+
+    def _caller_acted(self) -> None:
+        """The caller spoke or pressed a key: not silent, and a running tool's answer is moot."""
+        self._no_input.heard()
+        for call_id, task in list(self._tools_running.items()):
+            del self._tools_running[call_id]  # whatever it returns now is not acted upon
+            task.cancel()
+            self.model.send(rt.function_output(call_id, TOOL_CANCELLED))
 
     # -- model side (media_host.model_session keeps the connection; here, what its events mean) --
     def on_malformed(self, reason: str) -> None:
@@ -267,11 +311,16 @@ class CallSession:
             if t.text
         ]
 
+    def quiet(self) -> bool:
+        return not self._caller_speaking and not self._tools_running and not self.leg.playing
+
     async def model_failed(self, reason: str) -> None:
         await self._end_call(reason)
 
     async def on_model_event(self, event: rt.ServerEvent) -> None:
-        if isinstance(event, rt.AudioDelta):
+        if isinstance(event, rt.ResponseCreated):
+            self._no_input.disarm()  # the assistant has more to say: silence counts after it
+        elif isinstance(event, rt.AudioDelta):
             if self.model.cancelled(event.response_id):
                 self.stats.late_deltas_dropped += 1
             else:
@@ -280,14 +329,19 @@ class CallSession:
             if not self.model.cancelled(event.response_id):
                 self.leg.finish_item(event.response_id, event.item_id)
         elif isinstance(event, rt.SpeechStarted):
+            self._caller_speaking = True
+            self._caller_acted()
             await self._barge_in()
         elif isinstance(event, rt.ResponseDone):
             if event.status == "failed":
                 log.warning("model response failed: %s", event.reason, extra=self._dims())
+            if not self.model.busy and not self._tools_running and not self._saying_goodbye:
+                self._no_input.arm()  # the assistant has said its piece: the caller's turn
         elif isinstance(event, rt.FunctionCall):
             self.stats.tool_calls[event.name] += 1
             self._spawn(self._run_tool(event), f"tool-{event.name}")
         elif isinstance(event, rt.SpeechStopped):
+            self._caller_speaking = False
             # server VAD says so only after its silence window: the caller stopped talking that long ago
             self._caller_stopped_at = time.monotonic() - self.settings.model.vad_silence_ms / 1000
         elif isinstance(event, rt.CallerTranscript):
@@ -338,10 +392,34 @@ class CallSession:
     # -- tools --------------------------------------------------------------------------------
     async def _run_tool(self, call: rt.FunctionCall) -> None:
         started = time.monotonic()
-        result, outcome = await self._call_tool(call)
+        task = asyncio.create_task(
+            self._call_tool(call), name=f"tool-{call.name}:{self.ids.call_connection_id}"
+        )
+        self._tools_running[call.call_id] = task
+        self._no_input.disarm()
+        try:
+            filler_s = self.settings.tool_filler_ms / 1000
+            if filler_s and not self._filler_said:
+                done, _ = await asyncio.wait({task}, timeout=filler_s)
+                if not done and not self._filler_said and call.call_id in self._tools_running:
+                    self._filler_said = True  # once per call: a second "one moment" sounds like a machine
+                    self.model.request_response(self.phrases.filler)
+                    self._tell(AssistantPrompted("tool_filler", tool=call.name))
+            result, outcome = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the call is closing
+            result, outcome = ToolResult(TOOL_CANCELLED, respond=False), "cancelled"  # the caller moved on
+        finally:
+            cancelled = self._tools_running.pop(call.call_id, None) is None
         duration_ms = (time.monotonic() - started) * 1000
+        if cancelled:  # the model was told when the caller moved on; a late result is not acted upon
+            outcome = "cancelled"
         self._tell(ToolUsed(call.name, outcome, duration_ms))
         log.info("tool %s: %s in %d ms", call.name, outcome, duration_ms, extra=self._dims())
+        if cancelled:
+            return
         self.model.send(rt.function_output(call.call_id, result.output))
         if result.respond:
             self.model.request_response()
@@ -381,3 +459,43 @@ class CallSession:
 
     def _ending(self, reason: str) -> None:
         self.end_reason = self.end_reason or reason
+
+    # -- phone manners: silence, the call's length --------------------------------------------
+    async def _on_silence(self, silences: int) -> None:
+        """The caller has said nothing for NO_INPUT_SECONDS since the assistant finished speaking."""
+        reprompts = self.settings.no_input_reprompts
+        log.info("caller silent (%d in a row)", silences, extra=self._dims())
+        if silences <= reprompts:
+            self.model.request_response(self.phrases.reprompt)
+            self._tell(AssistantPrompted("no_input", count=silences))
+        else:
+            self._spawn(
+                self._goodbye("no_input_goodbye", self.phrases.no_input_goodbye, "no_input"), "goodbye"
+            )
+
+    async def _call_clock(self) -> None:
+        """A warning before MAX_CALL_SECONDS, and a goodbye at it rather than a silent hang-up."""
+        limit, warning = self.settings.max_call_seconds, self.settings.max_call_warning_seconds
+        if 0 < warning < limit:
+            await asyncio.sleep(limit - warning)
+            self.model.request_response(self.phrases.ending_soon)
+            self._tell(AssistantPrompted("ending_soon"))
+            await asyncio.sleep(warning)
+        else:
+            await asyncio.sleep(limit)
+        await self._goodbye("time_up_goodbye", self.phrases.time_up_goodbye, "max_call_seconds")
+
+    async def _goodbye(
+        self, why: Literal["no_input_goodbye", "time_up_goodbye"], line: str, reason: str
+    ) -> None:
+        """Say goodbye (heard, within GOODBYE_TIMEOUT_S), then hang up for everyone."""
+        self._saying_goodbye = True
+        self._no_input.disarm()
+        self.end_reason = self.end_reason or reason
+        self._tell(AssistantPrompted(why))
+        self.model.request_response(line)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                await (await self.model.next_speech()).generated()
+                await self.leg.wait_played()
+        await self._end_call(reason)

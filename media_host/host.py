@@ -19,6 +19,7 @@ from typing import Literal
 from aiohttp import web
 
 from common.acs_jwt import AcsJwtVerifier
+from common.profiles import Profile
 from common.telemetry import REPLICA, CallIds, Telemetry
 from common.voices import VOICES
 
@@ -127,18 +128,17 @@ class Door:
             self.host.reserved -= 1
         return ws
 
-    def instructions(self, profile: str | None, ids: CallIds) -> tuple[str, str | None]:
-        """The profile's instructions, or the default ones (and no profile) for an unknown name: the
-        call goes on rather than failing on a deployment mismatch."""
+    def profile(self, name: str | None, ids: CallIds) -> tuple[Profile, str | None]:
+        """The named profile, or the default instructions (and no name) for none or an unknown name:
+        the call goes on rather than failing on a deployment mismatch."""
         settings = self.host.settings
-        if profile is None:
-            return settings.model.instructions, None
-        if profile in settings.profiles:
-            return settings.profiles[profile], profile
-        log.warning(
-            "unknown instructions profile %r; using the default instructions", profile[:40], extra=ids.dims()
-        )
-        return settings.model.instructions, None
+        if name is not None and name in settings.profiles:
+            return settings.profiles[name], name
+        if name is not None:
+            log.warning(
+                "unknown instructions profile %r; using the default instructions", name[:40], extra=ids.dims()
+            )
+        return Profile(settings.model.instructions), None
 
     def voice(self, voice: str | None, ids: CallIds) -> str:
         """The voice asked for, or AOAI_VOICE for none or an unknown one (as for a profile)."""
@@ -158,13 +158,13 @@ class Door:
         audio_format: AudioFormat = "pcm24",
     ) -> None:
         host = self.host
-        instructions, profile = self.instructions(profile, ids)
+        chosen, profile = self.profile(profile, ids)
         session = CallSession(
             leg=leg,
             ids=ids,
-            profile=profile,
+            profile_name=profile,
+            profile=chosen,
             voice=self.voice(voice, ids),
-            instructions=instructions,
             settings=host.settings,
             connector=host.connector,
             tools=host.tools,

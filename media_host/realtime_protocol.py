@@ -72,8 +72,11 @@ def append_audio(b64: str) -> str:
     return '{"type":"input_audio_buffer.append","audio":"' + b64 + '"}'
 
 
-def response_create() -> str:
-    return '{"type":"response.create"}'
+def response_create(instructions: str | None = None) -> str:
+    """A response; `instructions` replace the session's for this response only."""
+    if instructions is None:
+        return '{"type":"response.create"}'
+    return json.dumps({"type": "response.create", "response": {"instructions": instructions}})
 
 
 def response_cancel(response_id: str) -> str:

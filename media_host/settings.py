@@ -9,7 +9,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from common.acs_jwt import ACS_ISSUER, ACS_OPENID_CONFIG_URL
-from common.profiles import DEFAULT_PROFILES_DIR, load_profiles, resolve_profiles_dir
+from common.profiles import DEFAULT_PROFILES_DIR, Profile, ProfileError, load_profiles, resolve_profiles_dir
 from common.settings_reader import SettingsReader
 from common.telemetry import TelemetrySettings
 from common.twilio_auth import credential_problems
@@ -22,6 +22,9 @@ MODEL_URL_SCHEMES = ("https", "wss", "http", "ws")  # http/ws: a local engine or
 OPENAI_BASE_URL = "wss://api.openai.com/v1"
 # Both vendors' names are settings: gpt-realtime is announced for retirement on 2027-01-20.
 DEFAULT_MODEL = "gpt-realtime"
+# How long the service keeps one realtime session: Azure OpenAI 30 minutes, OpenAI 60 (its GA limit).
+# A longer call is rolled over to a fresh session before then (media_host.model_session).
+SESSION_LIMITS = {"azure": 1800.0, "openai": 3600.0}
 TWILIO_API = "https://api.twilio.com"
 
 DEFAULT_INSTRUCTIONS = (
@@ -64,6 +67,7 @@ class ModelSettings:
     connect_attempts: int
     connect_backoff_seconds: float
     connect_timeout_seconds: float
+    session_max_seconds: float  # the service ends a realtime session this long after it opened
 
     def realtime_url(self) -> str:
         """GA endpoints, no api-version: Azure wss://<resource>/openai/v1/realtime?model=<deployment>,
@@ -93,7 +97,13 @@ class MediaSettings:
     max_frame_bytes: int
     max_buffered_seconds: float  # caller audio held while the model socket (re)connects
     tool_timeout_seconds: float
-    profiles: Mapping[str, str]  # instructions by profile name, chosen per call with ?profile=
+    tool_filler_ms: int  # a tool still running this long: one short filler line per call (0: never)
+    no_input_seconds: float  # caller silent this long after the assistant's playout: a reprompt (0: never)
+    no_input_reprompts: int  # unanswered reprompts before the assistant says goodbye and hangs up
+    dtmf_terminator: str  # the key that ends a keypad entry at once ("" : only the gap does)
+    dtmf_gap_ms: int  # no key for this long: the keys pressed so far go to the model as one input
+    max_call_warning_seconds: float  # a polite warning this long before MAX_CALL_SECONDS (0: none)
+    profiles: Mapping[str, Profile]  # by name, chosen per call with ?profile=
     telemetry: TelemetrySettings
     extra_tools: str | None  # "package.module:factory" returning more tools
     log_level: str
@@ -124,6 +134,9 @@ class MediaSettings:
             connect_attempts=int(r.number("MODEL_CONNECT_ATTEMPTS", 4, low=1, high=20)),
             connect_backoff_seconds=r.number("MODEL_CONNECT_BACKOFF_SECONDS", 0.5, low=0.0, high=30.0),
             connect_timeout_seconds=r.number("MODEL_CONNECT_TIMEOUT_SECONDS", 10, low=0.5, high=120),
+            session_max_seconds=r.number(
+                "MODEL_SESSION_MAX_SECONDS", SESSION_LIMITS[vendor], low=2, high=24 * 3600
+            ),
         )
         settings = cls(
             port=int(r.number("PORT", 8000, low=1, high=65535)),
@@ -143,6 +156,12 @@ class MediaSettings:
             max_frame_bytes=int(r.number("MEDIA_MAX_FRAME_BYTES", 65_536, low=4096, high=4_194_304)),
             max_buffered_seconds=r.number("MEDIA_MAX_BUFFERED_SECONDS", 10, low=0.5, high=120),
             tool_timeout_seconds=r.number("TOOL_TIMEOUT_SECONDS", 20, low=0.5, high=600),
+            tool_filler_ms=int(r.number("TOOL_FILLER_MS", 1200, low=0, high=60_000)),
+            no_input_seconds=r.number("NO_INPUT_SECONDS", 8, low=0, high=600),
+            no_input_reprompts=r.integer("NO_INPUT_REPROMPTS", 2, low=0, high=10),
+            dtmf_terminator=r.choice("DTMF_TERMINATOR", "#", ("#", "*", "none")).replace("none", ""),
+            dtmf_gap_ms=int(r.number("DTMF_GAP_MS", 2000, low=200, high=30_000)),
+            max_call_warning_seconds=r.number("MAX_CALL_WARNING_SECONDS", 60, low=0, high=3600),
             profiles=_profiles(r),
             telemetry=TelemetrySettings.read(r),
             extra_tools=r.optional("MEDIA_EXTRA_TOOLS"),
@@ -220,10 +239,14 @@ def _model_vendor(r: SettingsReader) -> tuple[Literal["azure", "openai"], str, s
     )
 
 
-def _profiles(r: SettingsReader) -> dict[str, str]:
+def _profiles(r: SettingsReader) -> dict[str, Profile]:
     directory = resolve_profiles_dir(r.text("AOAI_PROFILES_DIR", DEFAULT_PROFILES_DIR))
     if not directory.is_dir():
         if r.optional("AOAI_PROFILES_DIR") is not None:
             r.problems.append(f"AOAI_PROFILES_DIR={str(directory)!r} is not a directory")
         return {}
-    return load_profiles(directory)
+    try:
+        return load_profiles(directory)
+    except ProfileError as exc:
+        r.problems.append(f"AOAI_PROFILES_DIR: {exc}")
+        return {}

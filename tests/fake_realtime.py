@@ -104,6 +104,30 @@ class ModelSocket:
             await self.audio_done(response_id, item_id)
             await self.response_done(response_id)
 
+    async def caller_said(self, item_id: str, text: str) -> None:
+        """The transcript of the caller's turn (`conversation.item.input_audio_transcription.completed`)."""
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": text,
+            }
+        )
+
+    async def assistant_said(self, response_id: str, item_id: str, text: str) -> None:
+        """The transcript of an assistant item (`response.output_audio_transcript.done`)."""
+        await self.send(
+            {
+                "type": "response.output_audio_transcript.done",
+                "response_id": response_id,
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "transcript": text,
+            }
+        )
+
     async def speech_started(self, item_id: str = "item_caller", audio_start_ms: int = 0) -> None:
         await self.send(
             {

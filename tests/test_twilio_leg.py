@@ -25,6 +25,7 @@ from emulators.twilio.media_stream import MediaStream, new_sid
 from media_host.app import create_app
 from media_host.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from media_host.host import HOST, MediaHost
+from media_host.phrases import PHRASES
 from media_host.settings import MediaSettings
 from media_host.twilio_leg import TwilioLeg
 from tests.fake_realtime import FakeRealtime, ModelSocket
@@ -323,4 +324,26 @@ async def test_a_model_drop_mid_call_is_survived(
     assert not call.live_stream.closed and call.end_reason is None
     (state,) = host.state.calls
     assert state.model.reconnects == 1
+    await call.hang_up()
+
+
+async def test_phone_manners_work_on_a_twilio_call_too(
+    start_twilio_host: StartTwilioHost, model: FakeRealtime
+) -> None:
+    """The call core keeps them, whatever the leg: keys become one input, and silence a reprompt."""
+    host = await start_twilio_host(NO_INPUT_SECONDS="0.4", DTMF_GAP_MS="300")
+    call = await host.call()
+    socket_ = await model.socket()
+    await socket_.wait_for("response.create")
+    await socket_.speak("resp_greeting", "item_greeting", ulaw_tone(500, 0.2))
+    for digit in "42#":
+        await call.dtmf(digit)
+    entry = await socket_.wait_for("conversation.item.create")
+    assert entry["item"]["content"][0]["text"] == PHRASES["en"].keys.format(keys="4 2 #")
+    answer = await socket_.wait_for("response.create", count=2)
+    assert "response" not in answer  # a plain answer to the keys
+    await socket_.speak("resp_keys", "item_keys", ulaw_tone(500, 0.2))
+
+    reprompt = await socket_.wait_for("response.create", count=3, timeout=5)
+    assert reprompt["response"]["instructions"].endswith(PHRASES["en"].reprompt)
     await call.hang_up()

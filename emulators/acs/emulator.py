@@ -316,6 +316,7 @@ class AcsEmulator:
         leg = MediaLeg(
             sample_rate=AUDIO_RATES[options.get("audioFormat") or DEFAULT_AUDIO_FORMAT],
             call_connection_id=state.call_connection_id,
+            dtmf_enabled=bool(options.get("enableDtmfTones")),
             correlation_id=state.correlation_id,
         )
         token = self.tokens.sign(

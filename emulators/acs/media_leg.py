@@ -63,6 +63,7 @@ class HeardFrame:
 class MediaLeg:
     sample_rate: int = 24_000
     call_connection_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    dtmf_enabled: bool = True  # ACS streams keys only when media streaming asked for them (enableDtmfTones)
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received: list[Received] = field(default_factory=list)
     sent_frames: int = 0
@@ -166,6 +167,13 @@ class MediaLeg:
             }
         )
         self.sent_frames += 1
+
+    async def press(self, tone: str) -> bool:
+        """The caller presses a key: a `DtmfData` message, if the stream asked for keys (else ACS keeps
+        them to itself). Returns whether it was sent."""
+        if self.dtmf_enabled:
+            await self.send_json({"kind": "DtmfData", "dtmfData": {"data": tone}})
+        return self.dtmf_enabled
 
     async def stream(self, pcm: bytes, *, realtime: bool = True) -> None:
         """Send `pcm` as 20 ms frames, paced like ACS when `realtime`; silent frames are flagged."""

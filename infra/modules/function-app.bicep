@@ -32,7 +32,6 @@ param callerDenyList string = ''
 param outboundAllowList string = ''
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
-param auditDtmfDigits bool = false
 
 @minValue(1)
 @maxValue(1000)
@@ -143,7 +142,6 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     OUTBOUND_ALLOW_LIST: outboundAllowList
     AUDIT_UNMASKED_NUMBERS: auditUnmaskedNumbers ? 'true' : 'false'
     AUDIT_TRANSCRIPTS: auditTranscripts ? 'true' : 'false'
-    AUDIT_DTMF_DIGITS: auditDtmfDigits ? 'true' : 'false'
   }
 }
 

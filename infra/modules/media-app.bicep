@@ -76,7 +76,6 @@ param soxrQuality string = 'HQ'
 param logLevel string = 'INFO'
 param auditUnmaskedNumbers bool = false
 param auditTranscripts bool = false
-param auditDtmfDigits bool = false
 
 @minValue(1)
 @maxValue(1000)
@@ -241,10 +240,6 @@ resource mediaApp 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'AUDIT_TRANSCRIPTS'
               value: auditTranscripts ? 'true' : 'false'
-            }
-            {
-              name: 'AUDIT_DTMF_DIGITS'
-              value: auditDtmfDigits ? 'true' : 'false'
             }
           ]
           // The placeholder image of the first provision listens on 80, so its revision fails these

@@ -93,6 +93,7 @@ async def test_batch_answers_each_incoming_call_with_bidirectional_media(acs: Ca
             "startMediaStreaming": True,
             "enableBidirectional": True,
             "audioFormat": "pcm24KMono",
+            "enableDtmfTones": True,  # keys go to the model
         }
     assert len(acs.calls) == 2 and not acs.rejected  # every request passed the HMAC check
 

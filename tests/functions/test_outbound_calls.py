@@ -42,6 +42,7 @@ async def test_pstn_call_uses_our_caller_id_and_streams_media(
         "startMediaStreaming": True,
         "enableBidirectional": True,
         "audioFormat": "pcm24KMono",
+        "enableDtmfTones": True,  # keys go to the model
     }
     assert "calling +49*******6789" in caplog.text and CALLEE not in caplog.text
 

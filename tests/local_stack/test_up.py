@@ -71,8 +71,8 @@ async def place_call(http: aiohttp.ClientSession, gateway: str) -> str:
 
 
 async def test_outbound_calls_are_printed_and_saved(tmp_path: Path) -> None:
-    """The emulated callee is silent: the assistant greets, then MAX_CALL_SECONDS ends the first call;
-    the second is still on when Ctrl-C stops the stack, and is saved too."""
+    """The emulated callee is silent: the assistant greets, then at MAX_CALL_SECONDS says goodbye and
+    ends the first call; the second is still on when Ctrl-C stops the stack, and is saved too."""
     process = await asyncio.create_subprocess_exec(
         *cli("up", "--host", "127.0.0.1", "--port", "0", "--out", tmp_path),
         env=clean_env(LOCAL_FUNCTION_KEY=KEY, MAX_CALL_SECONDS="6"),
@@ -89,8 +89,9 @@ async def test_outbound_calls_are_printed_and_saved(tmp_path: Path) -> None:
             await console.until(rf"^{CLOCK} {short} connected \(profile restaurant\)$")
             greeting = await console.until(rf"^{CLOCK} {short} assistant: (.+)$")
             assert "thank you for calling" in greeting[1].lower()
+            await console.until(rf"^{CLOCK} {short} assistant: .*time limit.*[Gg]oodbye")
             await console.until(
-                rf"^{CLOCK} {short} ended: max_call_seconds \(by media_host\) after 6\.\d s, 1 turn$"
+                rf"^{CLOCK} {short} ended: max_call_seconds \(by media_host\) after \d+\.\d s, 2 turns$"
             )
             saved = await console.until(rf"^{CLOCK} {short} saved (\S+\.wav) \(.*\) and (\S+\.json)$")
             second = (await place_call(http, gateway))[:8]
@@ -109,7 +110,7 @@ async def test_outbound_calls_are_printed_and_saved(tmp_path: Path) -> None:
     assert transcript["summary"]["call_connection_id"] == call_id
     assert transcript["summary"]["direction"] == "outbound"
     assert transcript["summary"]["media_host_end_reason"] == "max_call_seconds"
-    assert [t["role"] for t in transcript["turns"]] == ["assistant"]
+    assert [t["role"] for t in transcript["turns"]] == ["assistant", "assistant"]  # greeting, goodbye
     channels, seconds = wav_shape(recording)
     assert channels == 2
     assert seconds > 2  # the greeting, as the callee heard it
