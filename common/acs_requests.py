@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.communication.callautomation.aio import CallAutomationClient
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How requests are named as dependencies in telemetry, by API.
-ACS_TARGET = "ACS Call Automation"
-ACS_IDENTITY_TARGET = "ACS Identity"
 # 408 and 429 are the 4xx that do get better with time.
 _TRANSIENT_4XX = frozenset({408, 429})
 
@@ -49,8 +47,8 @@ async def acs_request(
     operation: str,
     telemetry: Telemetry,
     timeout: float,
+    target: str,  # the ACS resource's host (acs_host): the dependency's target
     ids: CallIds | None = None,
-    target: str = ACS_TARGET,
 ) -> T:
     """Await one SDK request, bounded in time, turning every failure into AcsError; record it as a dependency."""
     started = time.monotonic()
@@ -74,8 +72,16 @@ async def acs_request(
         )  # fmt: skip
 
 
+def acs_host(endpoint: str | None, connection_string: str | None) -> str:
+    """The ACS resource's host, from its endpoint or connection string (never the key)."""
+    if not endpoint and connection_string:
+        parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+        endpoint = next((v for k, v in parts.items() if k.lower() == "endpoint"), None)
+    return urlsplit(endpoint or "").netloc or "acs"
+
+
 async def hang_up(
-    client: CallAutomationClient, ids: CallIds, *, telemetry: Telemetry, timeout: float
+    client: CallAutomationClient, ids: CallIds, *, telemetry: Telemetry, timeout: float, target: str
 ) -> bool:
     """Hang the call up for everyone; False if it had already ended (ACS no longer knows it)."""
     connection = client.get_call_connection(ids.call_connection_id)
@@ -85,6 +91,7 @@ async def hang_up(
             operation="hang_up",
             telemetry=telemetry,
             timeout=timeout,
+            target=target,
             ids=ids,
         )
     except AcsError as exc:

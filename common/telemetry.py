@@ -1,24 +1,35 @@
 """Application Insights for both planes, behind one small interface: swap the exporter here only.
 
-Every record of a call (audit event, metric, trace, request, dependency) carries the same
+Every record of a call (audit event, metric, trace, exception, request, dependency) carries the same
 dimensions and uses the ACS correlation id as its operation id, so one KQL query follows a call
-across the control and media planes. Records are built as Application Insights envelopes with
+across the control and media planes. What is recorded while an incoming request is handled
+(`operation`) is its child (`operation_ParentId`, `operation_Name`), so the portal's transaction
+view nests a call's dependencies under the request that made them; requests and dependencies are
+stamped with their start. Records are built as Application Insights envelopes with
 opencensus-ext-azure's protocol classes and handed to its exporter, which batches and sends them
-from its own thread: `emit` never blocks (a full queue drops, counted in the exporter's warning) and
-a failing ingestion endpoint costs a call nothing. Without a connection string the same events are
-written as one-line JSON logs (logger `audit`), so nothing is lost locally either.
+from its own thread: `emit` never blocks and a failing ingestion endpoint costs a call nothing.
+What is lost (a full queue, a failed export) is counted and reported as the `telemetry_dropped`
+metric once records get through again. Without a connection string the same events are written as
+one-line JSON logs (logger `audit`), so nothing is lost locally either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import queue
 import socket
+import threading
+import time
+import traceback
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.log_safety import bounded
@@ -37,12 +48,13 @@ from opencensus.ext.azure.common.protocol import (  # noqa: E402 - after the sta
     DataPoint,
     Envelope,
     Event,
+    ExceptionData,
     Message,
     MetricData,
     RemoteDependency,
     Request,
 )
-from opencensus.ext.azure.common.transport import TransportMixin  # noqa: E402
+from opencensus.ext.azure.common.transport import TransportMixin, TransportStatusCode  # noqa: E402
 from opencensus.ext.azure.log_exporter import BaseLogHandler  # noqa: E402
 
 REPLICA = socket.gethostname()  # the machine or container, which may run several worker processes
@@ -102,6 +114,24 @@ class CallIds:
         return {name: getattr(self, name) for name in CALL_DIMENSIONS if getattr(self, name)}
 
 
+@dataclass(frozen=True)
+class Operation:
+    """An incoming request being handled: the parent of every record made meanwhile."""
+
+    name: str  # e.g. "POST incoming-call", "GET /ws/media": the transaction's operation_Name
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.monotonic)
+
+
+_OPERATION: ContextVar[Operation | None] = ContextVar("telemetry_operation", default=None)
+
+
+def current_operation() -> Operation | None:
+    """The incoming request being handled here, if any."""
+    return _OPERATION.get()
+
+
 class Telemetry:
     def __init__(
         self,
@@ -113,8 +143,10 @@ class Telemetry:
         unmasked_numbers: bool = False,
         transcripts: bool = False,
         export_interval: float = 5.0,
+        queue_capacity: int = 8192,
     ) -> None:
         self.plane = plane
+        self._records: Counter[str] = Counter()  # by correlation id: what CallEnded says it closes
         # Made in the process that sends (a worker, after the fork): each worker has its own exporter
         # and its own calls, so Application Insights tells them apart.
         self.role_instance = f"{REPLICA}:{os.getpid()}"
@@ -134,7 +166,7 @@ class Telemetry:
                 enable_local_storage=False,  # no disk spool: a dead endpoint drops, it never backs up
                 export_interval=export_interval,
                 max_batch_size=100,
-                queue_capacity=8192,
+                queue_capacity=queue_capacity,
                 timeout=5.0,
             )
 
@@ -160,6 +192,23 @@ class Telemetry:
             return ""
         return number if self.unmasked_numbers else mask_phone(number)
 
+    # -- what a request's records hang from --------------------------------------------------
+    @contextlib.contextmanager
+    def operation(self, name: str) -> Iterator[Operation]:
+        """While an incoming request is handled (and in the tasks it starts): its records are its
+        children. Close it with `request(..., operation=)`."""
+        op = Operation(name)
+        token = _OPERATION.set(op)
+        try:
+            yield op
+        finally:
+            _OPERATION.reset(token)
+
+    def records_of(self, ids: CallIds) -> int:
+        """Records of this call made by this process so far, then forgotten: CallEnded says how many
+        there were (itself included), so an auditor can tell a trail is complete."""
+        return self._records.pop(ids.correlation_id, 0) + 1
+
     # -- the record types -----------------------------------------------------------------------
     def event(
         self,
@@ -171,6 +220,7 @@ class Telemetry:
     ) -> None:
         """One named audit event with its reason codes (customEvents)."""
         properties = self._properties(ids, props)
+        self._count(ids)
         if self._sink is None:
             log.info(json.dumps({"event": name, **properties, **(measurements or {})}, default=str))
             return
@@ -180,6 +230,7 @@ class Telemetry:
     def metric(self, name: str, value: float, ids: CallIds | None = None, **props: Any) -> None:
         """One measured value (customMetrics), kept per call so percentiles can be computed."""
         properties = self._properties(ids, props)
+        self._count(ids)
         if self._sink is None:
             log.info(json.dumps({"metric": name, "value": value, **properties}, default=str))
             return
@@ -194,21 +245,23 @@ class Telemetry:
             self.event("Turn", ids, role=role, text=text)
 
     def request(
-        self, name: str, *, url: str, status: int, duration_s: float, ids: CallIds | None = None, **props: Any
+        self, operation: Operation, *, url: str, status: int, ids: CallIds | None = None, **props: Any
     ) -> None:
-        """An incoming HTTP request (requests)."""
+        """The incoming HTTP request `operation` was, now that it is answered (requests): stamped with
+        its start, lasting until now."""
+        self._count(ids)
         if self._sink is None:
             return  # the server's own access log covers it locally
         data = Request(
-            id=uuid.uuid4().hex[:16],
-            name=name,
+            id=operation.id,
+            name=operation.name,
             url=url,
             responseCode=str(status),
             success=status < 400,
-            duration=_duration(duration_s),
+            duration=_duration(time.monotonic() - operation.started),
             properties=self._properties(ids, props),
         )
-        self._send(data, "RequestData", ids)
+        self._send(data, "RequestData", ids, at=operation.started_at, request=operation)
 
     def dependency(
         self,
@@ -222,7 +275,8 @@ class Telemetry:
         ids: CallIds | None = None,
         **props: Any,
     ) -> None:
-        """An outgoing call: to ACS, or the model socket (dependencies)."""
+        """An outgoing call that took `duration_s` until now: to ACS, or the model socket (dependencies)."""
+        self._count(ids)
         if self._sink is None:
             level = logging.DEBUG if success else logging.WARNING
             log.log(level, json.dumps({"dependency": name, "target": target, "ms": round(duration_s * 1000),
@@ -238,19 +292,22 @@ class Telemetry:
             duration=_duration(duration_s),
             properties=self._properties(ids, props),
         )
-        self._send(data, "RemoteDependencyData", ids)
+        self._send(data, "RemoteDependencyData", ids, at=datetime.now(UTC) - timedelta(seconds=duration_s))
 
     def trace(self, record: logging.LogRecord) -> None:
-        """A log line (traces), with the call's dimensions taken from the record's `extra`."""
+        """A log line (traces), or an error with its exception (exceptions), with the call's dimensions
+        taken from the record's `extra`."""
         if self._sink is None:
             return
         ids = CallIds(**{name: str(getattr(record, name, "") or "") for name in CALL_DIMENSIONS})
-        data = Message(
-            message=record.getMessage(),
-            severityLevel=max(0, record.levelno - 1) // 10,
-            properties=self._properties(ids, {"logger": record.name}),
-        )
-        self._send(data, "MessageData", ids)
+        self._count(ids)
+        severity = max(0, record.levelno - 1) // 10
+        properties = self._properties(ids, {"logger": record.name})
+        if record.exc_info and record.exc_info[1] is not None:
+            self._send(_exception(record, severity, properties), "ExceptionData", ids)
+        else:
+            self._send(Message(message=record.getMessage(), severityLevel=severity, properties=properties),
+                       "MessageData", ids)  # fmt: skip
 
     def attach_logs(self, *logger_names: str) -> None:
         """Send these loggers' records (INFO and up) as traces."""
@@ -286,31 +343,113 @@ class Telemetry:
         )
         return properties
 
-    def _send(self, base_data: Any, base_type: str, ids: CallIds | None) -> None:
-        assert self._sink is not None
-        operation = (ids.correlation_id if ids else "") or uuid.uuid4().hex
-        envelope = Envelope(
-            iKey=self._sink.options.instrumentation_key,
-            name=f"Microsoft.ApplicationInsights.{base_type.removesuffix('Data')}",
-            time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            tags={
-                "ai.cloud.role": self.plane,
-                "ai.cloud.roleInstance": self.role_instance,
-                "ai.operation.id": operation,
-                "ai.operation.parentId": operation,
-            },
-            data=Data(baseData=base_data, baseType=base_type),
-        )
-        self._sink.put(envelope)
+    def _count(self, ids: CallIds | None) -> None:
+        if ids is not None and ids.correlation_id:
+            self._records[ids.correlation_id] += 1
+
+    def _send(
+        self,
+        base_data: Any,
+        base_type: str,
+        ids: CallIds | None,
+        *,
+        at: datetime | None = None,
+        request: Operation | None = None,  # this is that request's own record: the root of its call
+    ) -> None:
+        sink = self._sink
+        assert sink is not None
+        trace_id = (ids.correlation_id if ids else "") or uuid.uuid4().hex
+        operation = request or _OPERATION.get()
+        parent = operation.id if operation is not None and request is None else trace_id
+        tags = {
+            "ai.cloud.role": self.plane,
+            "ai.cloud.roleInstance": self.role_instance,
+            "ai.operation.id": trace_id,
+            "ai.operation.parentId": parent,
+        }
+        if operation is not None:
+            tags["ai.operation.name"] = operation.name
+        sink.put(_envelope(sink, base_data, base_type, at or datetime.now(UTC), tags))
+        if sink.delivering() and (
+            dropped := sink.take_dropped()
+        ):  # records get through again: say what was lost
+            metric = MetricData(metrics=[DataPoint(ns=self.plane, name="telemetry_dropped", value=float(dropped))],
+                                properties={"plane": self.plane})  # fmt: skip
+            own = uuid.uuid4().hex
+            sink.put(_envelope(sink, metric, "MetricData", datetime.now(UTC), {**tags, "ai.operation.id": own,
+                                                                               "ai.operation.parentId": own}))  # fmt: skip
+
+
+def _envelope(
+    sink: _Exporter, base_data: Any, base_type: str, at: datetime, tags: dict[str, str]
+) -> Envelope:
+    return Envelope(
+        iKey=sink.options.instrumentation_key,
+        name=f"Microsoft.ApplicationInsights.{base_type.removesuffix('Data')}",
+        time=at.isoformat().replace("+00:00", "Z"),
+        tags=tags,
+        data=Data(baseData=base_data, baseType=base_type),
+    )
+
+
+def _exception(record: logging.LogRecord, severity: int, properties: dict[str, str]) -> ExceptionData:
+    assert record.exc_info is not None
+    exc_type, exc, tb = record.exc_info
+    stack = [
+        {"level": level, "method": frame.name, "fileName": frame.filename, "line": frame.lineno}
+        for level, frame in enumerate(reversed(traceback.extract_tb(tb)))
+    ]
+    return ExceptionData(
+        exceptions=[{
+            "id": 1,
+            "outerId": 0,
+            "typeName": exc_type.__name__ if exc_type else "Exception",
+            "message": bounded(f"{record.getMessage()}: {exc}", MAX_PROPERTY_CHARS),
+            "hasFullStack": bool(stack),
+            "parsedStack": stack,
+        }],
+        severityLevel=severity,
+        properties=properties,
+    )  # fmt: skip
 
 
 class _Exporter(TransportMixin, ProcessorMixin, BaseLogHandler):  # type: ignore[misc]
-    """opencensus-ext-azure's queue, worker thread and transport, fed ready-made envelopes."""
+    """opencensus-ext-azure's queue, worker thread and transport, fed ready-made envelopes; it counts
+    what it loses (a full queue, an export that failed: there is no disk spool to retry from)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._lost = 0
+        self._lost_lock = threading.Lock()
+        self._delivered = True  # the last export's outcome (set by the exporter's thread)
 
     def put(self, envelope: Envelope) -> None:
         record = logging.LogRecord("telemetry", logging.INFO, "", 0, "", None, None)
         record.envelope = envelope
-        self._queue.put(record, block=False)  # full queue: dropped, never waited on
+        try:
+            self._queue._queue.put(record, block=False)  # never waited on
+        except queue.Full:
+            self._add_lost(1)
+
+    def delivering(self) -> bool:
+        """The last export got through and the queue has room."""
+        return self._delivered and not self._queue._queue.full()
+
+    def take_dropped(self) -> int:
+        with self._lost_lock:
+            lost, self._lost = self._lost, 0
+        return lost
+
+    def _add_lost(self, count: int) -> None:
+        with self._lost_lock:
+            self._lost += count
+
+    def _transmit(self, envelopes: list[Envelope]) -> Any:
+        result = super()._transmit(envelopes)
+        self._delivered = result == TransportStatusCode.SUCCESS
+        if not self._delivered:
+            self._add_lost(len(envelopes))
+        return result
 
     def log_record_to_envelope(self, record: logging.LogRecord) -> Envelope:
         return record.envelope  # type: ignore[attr-defined]

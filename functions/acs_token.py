@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import azure.functions as func
 
-from common.acs_requests import ACS_IDENTITY_TARGET, AcsError, acs_request
+from common.acs_requests import AcsError, acs_request
 
 from .http import acs_failed, blueprint, error_response, json_response, misconfigured, traced
 from .payload import PayloadError, decode_json
@@ -62,7 +62,7 @@ async def issue_token(req: func.HttpRequest) -> func.HttpResponse:
             operation="create_user_and_token",
             telemetry=rt.telemetry,
             timeout=ACS_TIMEOUT_SECONDS,
-            target=ACS_IDENTITY_TARGET,
+            target=rt.acs_host,
         )
     except AcsError as exc:
         log.error("could not issue an ACS user: %s", exc)

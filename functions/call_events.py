@@ -79,6 +79,7 @@ class CallEvent:
     type: str  # without the "Microsoft.Communication." prefix: "CallConnected", ...
     call_connection_id: str
     correlation_id: str | None
+    server_call_id: str | None
     operation_context: str | None  # ours: "inbound-call" / "outbound-call"
     result: ResultInformation | None
 
@@ -121,6 +122,7 @@ def _parse_event(item: dict[str, Any], where: str) -> CallEvent:
         "type": event_type,
         "call_connection_id": require_str(data, "callConnectionId", at),
         "correlation_id": optional_str(data, "correlationId", at),
+        "server_call_id": optional_str(data, "serverCallId", at),
         "operation_context": optional_str(data, "operationContext", at),
         "result": _result(data.get("resultInformation")),
     }

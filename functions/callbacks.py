@@ -9,6 +9,7 @@ bounded by a timeout.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import azure.functions as func
@@ -38,6 +39,9 @@ bp = blueprint()
 NEEDS = (*ACS_JWT, *ACS_CLIENT)
 HANG_UP_TIMEOUT_SECONDS = 5.0
 
+_SHOWN_NUMBER = re.compile(
+    r"[+0-9*]{1,32}|[0-9]{1,3}:[a-z]{1,16}:[A-Za-z0-9_-]{1,160}"
+)  # a number (masked or not), a user
 _INFO = frozenset({"CallConnected", "MediaStreamingStarted", "MediaStreamingStopped", "CallDisconnected"})
 _ERRORS = frozenset({"AnswerFailed", "CreateCallFailed", "CallTransferFailed"})
 
@@ -68,14 +72,20 @@ async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     except PayloadError as exc:
         log.warning("refused callback body: %s", exc)
         return error_response(exc.status, str(exc))
+    caller = req.params.get("caller", "")  # as answer_call/create_call put it in the callback URL
     for event in events:
-        await _handle(rt, event)
+        await _handle(rt, event, caller if _SHOWN_NUMBER.fullmatch(caller) else "")
     return json_response({"received": len(events)})
 
 
-async def _handle(rt: Runtime, event: CallEvent) -> None:
+async def _handle(rt: Runtime, event: CallEvent, caller: str) -> None:
     t = rt.telemetry
-    ids = CallIds(correlation_id=event.correlation_id or "", call_connection_id=event.call_connection_id)
+    ids = CallIds(
+        correlation_id=event.correlation_id or "",
+        call_connection_id=event.call_connection_id,
+        server_call_id=event.server_call_id or "",
+        caller=caller,
+    )
     if CURRENT_CALL.get() is None:
         CURRENT_CALL.set(ids)
     dims = ids.dims()
@@ -132,7 +142,11 @@ async def _hang_up(rt: Runtime, ids: CallIds) -> bool:
     """Hang the call up for everyone; True if this did it."""
     try:
         done = await hang_up(
-            rt.call_automation(), ids, telemetry=rt.telemetry, timeout=HANG_UP_TIMEOUT_SECONDS
+            rt.call_automation(),
+            ids,
+            telemetry=rt.telemetry,
+            timeout=HANG_UP_TIMEOUT_SECONDS,
+            target=rt.acs_host,
         )
     except AcsError as exc:
         log.error("could not hang up call %s: %s", ids.call_connection_id, exc, extra=ids.dims())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 
@@ -62,23 +61,18 @@ def traced(name: str) -> Callable[[Handler], Handler]:
         async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
             from .runtime import runtime  # noqa: PLC0415 - runtime imports this module
 
-            started = time.monotonic()
+            telemetry = runtime().telemetry
             token = CURRENT_CALL.set(None)
             status = 500
-            try:
-                response = await handler(req)
-                status = response.status_code
-                return response
-            finally:
-                url = req.url.split("?", 1)[0]  # never the function key
-                runtime().telemetry.request(
-                    f"{req.method} {name}",
-                    url=url,
-                    status=status,
-                    duration_s=time.monotonic() - started,
-                    ids=CURRENT_CALL.get(),
-                )
-                CURRENT_CALL.reset(token)
+            with telemetry.operation(f"{req.method} {name}") as operation:
+                try:
+                    response = await handler(req)
+                    status = response.status_code
+                    return response
+                finally:
+                    url = req.url.split("?", 1)[0]  # never the function key
+                    telemetry.request(operation, url=url, status=status, ids=CURRENT_CALL.get())
+                    CURRENT_CALL.reset(token)
 
         return wrapper
 

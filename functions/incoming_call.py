@@ -108,18 +108,17 @@ async def incoming_call(req: func.HttpRequest) -> func.HttpResponse:
         if missing:
             log.error("cannot answer %d incoming call(s): %s unusable", len(calls), ", ".join(missing))
             return misconfigured(missing)
-        first = calls[0]  # the request record joins the (first) call it delivered; set before the tasks fork
-        CURRENT_CALL.set(
-            CallIds(correlation_id=first.correlation_id or "", server_call_id=first.server_call_id or "")
-        )
-        counts.update(await asyncio.gather(*(_handle(rt, call) for call in calls)))
+        handled = await asyncio.gather(*(_handle(rt, call) for call in calls))
+        counts.update(outcome for outcome, _ in handled)
+        CURRENT_CALL.set(handled[0][1])  # the request record joins the (first) call it delivered, as answered
 
     if counts[Outcome.RETRY]:
         return error_response(503, f"{counts[Outcome.RETRY]} call(s) could not be handled now; retry")
     return json_response({outcome.value: counts[outcome] for outcome in Outcome if outcome != Outcome.RETRY})
 
 
-async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
+async def _handle(rt: Runtime, call: IncomingCall) -> tuple[Outcome, CallIds]:
+    """The outcome, and the call's ids as far as they became known (answered: its connection id)."""
     t = rt.telemetry
     ids = CallIds(
         correlation_id=call.correlation_id or "",
@@ -135,11 +134,11 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
             call.correlation_id,
             extra=dims,
         )
-        return Outcome.DUPLICATE
+        return Outcome.DUPLICATE, ids
     t.event("IncomingCallReceived", ids, to=call.to.shown(t.show_number), event_id=call.event_id or "")
     outcome = Outcome.RETRY  # until handled: whatever goes wrong (even cancellation) frees the claim
     try:
-        outcome = await _answer_or_turn_away(rt, call, ids)
+        outcome, ids = await _answer_or_turn_away(rt, call, ids)
     except AcsError as exc:
         t.event("IncomingCallFailed", ids, error=str(exc), transient=exc.transient)
         if exc.transient:
@@ -163,17 +162,17 @@ async def _handle(rt: Runtime, call: IncomingCall) -> Outcome:
     finally:
         if outcome is Outcome.RETRY:
             rt.handled_calls.release(call.call_key)
-    return outcome
+    return outcome, ids
 
 
-async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) -> Outcome:
+async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) -> tuple[Outcome, CallIds]:
     s, t = rt.settings, rt.telemetry
     dims = ids.dims()
     who = f"call {call.correlation_id} from {call.caller.masked()} to {call.to.masked()}"
     if not _is_ours(call.to, s):
         t.event("IncomingCallIgnored", ids, reason="not_our_identity", to=call.to.shown(t.show_number))
         log.info("ignoring %s: not one of our numbers or users", who, extra=dims)
-        return Outcome.IGNORED
+        return Outcome.IGNORED, ids
 
     client = rt.call_automation()
     reason = screen(call.caller, s.caller_allow, s.caller_deny)
@@ -187,24 +186,28 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
             timeout=ACS_TIMEOUT_SECONDS,
             operation="reject_call",
             telemetry=t,
+            target=rt.acs_host,
             ids=ids,
         )
         t.event("IncomingCallRejected", ids, reason=reason, reject_reason="forbidden")
         log.warning("rejected %s: %s", who, reason, extra=dims)
-        return Outcome.REJECTED
+        return Outcome.REJECTED, ids
 
     profile, voice = _callers_choice(call, s, ids)
     answered = await acs_request(
         client.answer_call(
             call.incoming_call_context,
-            callback_url(s),
-            media_streaming=media_streaming(s, profile=profile, voice=voice, caller=ids.caller),
+            callback_url(s, caller=ids.caller),
+            media_streaming=media_streaming(
+                s, profile=profile, voice=voice, caller=ids.caller, server_call_id=ids.server_call_id
+            ),
             operation_context=OPERATION_CONTEXT,
             headers=_repeatability("answer", call),
         ),
         timeout=ACS_TIMEOUT_SECONDS,
         operation="answer_call",
         telemetry=t,
+        target=rt.acs_host,
         ids=ids,
     )
     ids = replace(ids, call_connection_id=answered.call_connection_id or "")
@@ -226,7 +229,7 @@ async def _answer_or_turn_away(rt: Runtime, call: IncomingCall, ids: CallIds) ->
         voice or "(default)",
         extra=ids.dims(),
     )
-    return Outcome.ANSWERED
+    return Outcome.ANSWERED, ids
 
 
 def _callers_choice(call: IncomingCall, s: ControlSettings, ids: CallIds) -> tuple[str | None, str | None]:

@@ -2,7 +2,8 @@
 
 Inbound and outbound calls stream the same way. The transport URL is the only thing that crosses to
 the media host, so per-call context (the instructions profile, the model's voice, the caller as
-telemetry may show it) rides in its query string.
+telemetry may show it, ACS's server call id) rides in its query string. The callback URL carries the
+caller too: ACS's events do not, and every record of a call carries every dimension known for it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ CALLBACK_PATH = "/api/callbacks"
 MEDIA_PATH = "/ws/media"
 
 
-def callback_url(settings: ControlSettings) -> str:
-    return settings.callback_host + CALLBACK_PATH
+def callback_url(settings: ControlSettings, *, caller: str = "") -> str:
+    """`caller` as telemetry may show it (masked unless AUDIT_UNMASKED_NUMBERS=true)."""
+    return settings.callback_host + CALLBACK_PATH + (f"?{urlencode({'caller': caller})}" if caller else "")
 
 
 def transport_url(
-    settings: ControlSettings, *, profile: str | None, voice: str | None = None, caller: str = ""
+    settings: ControlSettings,
+    *,
+    profile: str | None,
+    voice: str | None = None,
+    caller: str = "",
+    server_call_id: str = "",
 ) -> str:
     parts = urlsplit(settings.media_host_url)
     query = parse_qsl(parts.query, keep_blank_values=True)  # keep whatever the operator put there
@@ -38,15 +45,24 @@ def transport_url(
         query.append(("voice", voice))
     if caller:  # for the media plane's telemetry: already masked unless AUDIT_UNMASKED_NUMBERS=true
         query.append(("caller", caller))
+    if server_call_id:  # for the media plane's telemetry
+        query.append(("server_call_id", server_call_id))
     path = parts.path.rstrip("/") + MEDIA_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
 
 def media_streaming(
-    settings: ControlSettings, *, profile: str | None, voice: str | None = None, caller: str = ""
+    settings: ControlSettings,
+    *,
+    profile: str | None,
+    voice: str | None = None,
+    caller: str = "",
+    server_call_id: str = "",
 ) -> MediaStreamingOptions:
     return MediaStreamingOptions(
-        transport_url=transport_url(settings, profile=profile, voice=voice, caller=caller),
+        transport_url=transport_url(
+            settings, profile=profile, voice=voice, caller=caller, server_call_id=server_call_id
+        ),
         transport_type=StreamingTransportType.WEBSOCKET,
         content_type=MediaStreamingContentType.AUDIO,
         audio_channel_type=MediaStreamingAudioChannelType.MIXED,  # one stream: the model hears the call

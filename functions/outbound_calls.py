@@ -140,7 +140,7 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
         created = await acs_request(
             rt.call_automation().create_call(
                 sdk_identifier(request.target),
-                callback_url(s),
+                callback_url(s, caller=shown_target),
                 source_caller_id_number=caller_id,
                 media_streaming=media_streaming(
                     s, profile=request.profile, voice=request.voice, caller=shown_target
@@ -150,6 +150,7 @@ async def start_call(req: func.HttpRequest) -> func.HttpResponse:
             timeout=ACS_TIMEOUT_SECONDS,
             operation="create_call",
             telemetry=rt.telemetry,
+            target=rt.acs_host,
         )
     except AcsError as exc:
         log.error("could not call %s: %s", request.target.masked(), exc)

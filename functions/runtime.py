@@ -20,6 +20,7 @@ from azure.identity.aio import DefaultAzureCredential
 from common import log_safety
 from common.acs_identity import identity_client
 from common.acs_jwt import AcsJwtVerifier
+from common.acs_requests import acs_host
 from common.call_automation import CLIENT_OPTIONS, call_automation_client
 from common.telemetry import Telemetry
 
@@ -51,6 +52,11 @@ class Runtime:
         self._identity: CommunicationIdentityClient | None = None
         self._credential: DefaultAzureCredential | None = None
         self._verifier: AcsJwtVerifier | None = None
+
+    @property
+    def acs_host(self) -> str:
+        """The ACS resource's host: the target of every ACS dependency record."""
+        return acs_host(self.settings.acs_endpoint, self.settings.connection_string)
 
     def call_automation(self) -> CallAutomationClient:
         """The async client; callers have checked that the ACS client settings are usable."""

@@ -10,11 +10,12 @@ from common.acs_jwt import JwtRejected
 from common.telemetry import CallIds
 
 from .acs_leg import AcsLeg
-from .host import HOST, Door, checked_id
+from .host import HOST, Door, checked_id, checked_server_call_id, door
 
 log = logging.getLogger(__name__)
 
 
+@door
 async def media_socket(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
     assert host.verifier is not None and host.control is not None  # the route exists only with ACS
@@ -35,6 +36,7 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
         caller=checked_id(
             request.query.get("caller")
         ),  # as the control plane may show it (masked by default)
+        server_call_id=checked_server_call_id(request.query.get("server_call_id")),
     )
     ws = await door.accept()
     control = host.control

@@ -133,7 +133,8 @@ class AuditTrail:
         elif isinstance(event, KeypadEntry):
             t.event("KeypadEntry", ids, keys=event.keys)
         elif isinstance(event, CallEnded):
+            t.metric("outbound_underruns", event.underruns, ids)
+            # the last of the call's records here (its GET request record follows), saying how many there were
             t.event("CallEnded", ids, measurements={"duration_s": event.duration_s}, who=event.who,
                     why=event.why, turns=event.turns, barge_ins=event.barge_ins, underruns=event.underruns,
-                    reconnects=event.reconnects, **event.counts)  # fmt: skip
-            t.metric("outbound_underruns", event.underruns, ids)
+                    reconnects=event.reconnects, records=t.records_of(ids), **event.counts)  # fmt: skip

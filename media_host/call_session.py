@@ -200,7 +200,6 @@ class CallSession:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.leg.closed:
             await self.leg.close()
-        self._record_end()
         log.info(
             "call ended: %s after %d ms; %d turns, %d barge-ins, %d underruns, %d reconnects; dropped: "
             "malformed ACS %s, unknown ACS kinds %s, malformed model events %s",
@@ -215,6 +214,7 @@ class CallSession:
             dict(self.stats.model_malformed) or "none",
             extra=self._dims(),
         )
+        self._record_end()  # last: CallEnded counts the call's records before it
 
     def _record_end(self) -> None:
         playback = self.playback.stats

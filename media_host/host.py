@@ -8,11 +8,11 @@ the same for every provider, and live here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,7 +20,7 @@ from aiohttp import web
 
 from common.acs_jwt import AcsJwtVerifier
 from common.profiles import Profile
-from common.telemetry import REPLICA, CallIds, Telemetry
+from common.telemetry import REPLICA, CallIds, Operation, Telemetry, current_operation
 from common.voices import VOICES
 
 from .call_control import CallControl
@@ -36,6 +36,7 @@ from .twilio_control import TwilioControl
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"[A-Za-z0-9._:+*@-]{1,128}")  # ACS's ids are GUID-like; a masked number is +81******5678
+_SERVER_CALL_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,512}")  # base64 of a conversation URL, ~200 characters
 
 
 @dataclass
@@ -69,10 +70,28 @@ class MediaHost:
 HOST = web.AppKey("media_host", MediaHost)
 
 
-def checked_id(value: str | None) -> str:
+def checked_id(value: str | None, pattern: re.Pattern[str] = _ID) -> str:
     """An id from outside as the call's records may carry it, or "" if it is not one: these values end
     up in every log line and telemetry record of the call."""
-    return value if value is not None and _ID.fullmatch(value) else ""
+    return value if value is not None and pattern.fullmatch(value) else ""
+
+
+def checked_server_call_id(value: str | None) -> str:
+    return checked_id(value, _SERVER_CALL_ID)
+
+
+def door(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A door's handler runs as one telemetry operation (`GET /ws/...`): the call's records, in every
+    task it starts, are the children of its request record."""
+
+    @functools.wraps(handler)
+    async def handle(request: web.Request) -> web.StreamResponse:
+        with request.app[HOST].telemetry.operation(f"GET {request.path}"):
+            return await handler(request)
+
+    return handle
 
 
 @dataclass
@@ -81,11 +100,12 @@ class Door:
 
     host: MediaHost
     request: web.Request
-    started: float = field(default_factory=time.monotonic)
+    operation: Operation = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return f"GET {self.request.path}"
+    def __post_init__(self) -> None:
+        operation = current_operation()
+        assert operation is not None, "a door's handler is wrapped in @door"
+        self.operation = operation
 
     def refuse(self, status: int, reason: str, message: str) -> web.HTTPException:
         """Before the upgrade. Recorded without the request's headers: before they are verified they
@@ -98,9 +118,7 @@ class Door:
         host = self.host
         host.refused[reason] += 1
         host.telemetry.event("MediaRefused", reason=reason, status=status)
-        host.telemetry.request(
-            self.name, url=self.request.path, status=status, duration_s=time.monotonic() - self.started
-        )
+        host.telemetry.request(self.operation, url=self.request.path, status=status)
 
     def not_draining(self) -> None:
         """A draining host takes no call: 503 at once, so the provider tries another."""
@@ -182,10 +200,4 @@ class Door:
             if not host.calls:
                 host.no_calls.set()
             host.telemetry.metric("active_calls", len(host.calls), replica=REPLICA)
-            host.telemetry.request(
-                self.name,
-                url=self.request.path,
-                status=101,
-                duration_s=time.monotonic() - self.started,
-                ids=ids,
-            )
+            host.telemetry.request(self.operation, url=self.request.path, status=101, ids=ids)

@@ -21,7 +21,7 @@ from common.telemetry import CallIds
 from common.twilio_auth import CallTokenRejected, valid_twilio_signature, verify_call_token
 
 from . import twilio_media as tm
-from .host import HOST, Door, checked_id
+from .host import HOST, Door, checked_id, door
 from .twilio_leg import TwilioLeg
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class NoStart(Exception):
         self.reason = reason
 
 
+@door
 async def twilio_socket(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
     twilio, control = host.settings.twilio, host.twilio

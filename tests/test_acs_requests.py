@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from common.acs_requests import ACS_TARGET, AcsError, acs_request
+from common.acs_requests import AcsError, acs_host, acs_request
 from common.call_automation import call_automation_client
 from common.telemetry import CallIds, Telemetry
 from emulators.acs.call_automation import CallAutomationStandIn, CallState
@@ -25,7 +25,7 @@ IDS = CallIds(correlation_id="corr-1", call_connection_id="conn-1")
 @pytest.fixture
 async def control(acs: CallAutomationStandIn) -> AsyncIterator[CallControl]:
     client = call_automation_client(connection_string=acs.connection_string, endpoint=None, credential=None)
-    control = CallControl(client, Telemetry(plane="media"))
+    control = CallControl(client, Telemetry(plane="media"), target=acs_host(None, acs.connection_string))
     yield control
     await control.close()
 
@@ -64,9 +64,11 @@ async def test_hanging_up_an_ended_call_is_no_failure(
     connected(acs)
     assert await control.hang_up(IDS) is True
     assert await control.hang_up(IDS) is False  # ACS answers 404: the call had already ended
+    host = acs_host(None, acs.connection_string)  # the resource's host: the dependency's target
+    assert host.startswith("127.0.0.1:")
     assert [(d["dependency"], d["target"], d["result"], d["success"]) for d in dependencies] == [
-        ("ACS hang_up", ACS_TARGET, "200", True),
-        ("ACS hang_up", ACS_TARGET, "404", False),
+        ("ACS hang_up", host, "200", True),
+        ("ACS hang_up", host, "404", False),
     ]
     assert all(d["call_connection_id"] == "conn-1" for d in dependencies)
 
@@ -96,7 +98,9 @@ async def test_a_transfer_reaches_acs_with_the_target_as_its_identifier(
 async def test_silence_and_absence_are_transient(dependencies: list[dict[str, Any]]) -> None:
     telemetry = Telemetry(plane="media")
     with pytest.raises(AcsError, match=r"^no answer from ACS within 0\.05s$") as slow:
-        await acs_request(asyncio.sleep(1), operation="answer_call", telemetry=telemetry, timeout=0.05)
+        await acs_request(
+            asyncio.sleep(1), operation="answer_call", telemetry=telemetry, timeout=0.05, target="acs.example"
+        )
     assert (slow.value.status, slow.value.transient) == (None, True)
 
     client = call_automation_client(
@@ -109,6 +113,13 @@ async def test_silence_and_absence_are_transient(dependencies: list[dict[str, An
                 operation="hang_up",
                 telemetry=telemetry,
                 timeout=10,
+                target="127.0.0.1:9",
             )
     assert (gone.value.status, gone.value.transient) == (None, True)
     assert [d["result"] for d in dependencies] == ["timeout", "unreachable"]
+
+
+def test_the_acs_host_comes_from_the_endpoint_or_the_connection_string_never_the_key() -> None:
+    assert acs_host("https://contoso.communication.azure.com/", None) == "contoso.communication.azure.com"
+    connection = "endpoint=https://contoso.japan.communication.azure.com/;accesskey=c2VjcmV0"
+    assert acs_host(None, connection) == "contoso.japan.communication.azure.com"

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,28 +23,43 @@ async def test_every_record_type_carries_the_call_and_its_operation_id(ingestion
     telemetry = Telemetry(plane="media", connection_string=ingestion.connection_string, export_interval=0.1)
     ids = CallIds("5c1e2f0a-1111-2222-3333-444455556666", "conn-1", "server-1", telemetry.show_number(CALLER))
     telemetry.attach_logs("tests.telemetry")
+    logger = logging.getLogger("tests.telemetry")
     try:
-        telemetry.event("CallAnswered", ids, measurements={"answer_ms": 12.5}, profile="restaurant")
-        telemetry.metric("turn_latency_ms", 42.0, ids)
-        telemetry.request("GET /ws/media", url="/ws/media", status=101, duration_s=61.5, ids=ids)
-        telemetry.dependency(
-            "ACS hang_up",
-            target="acs",
-            kind="HTTP",
-            duration_s=0.03,
-            success=False,
-            result_code="404",
-            ids=ids,
-        )
-        logging.getLogger("tests.telemetry").warning("hang-up failed", extra=ids.dims())
-        await ingestion.wait_until(lambda received: len(received.envelopes) >= 5)
+        with telemetry.operation("GET /ws/media") as request:
+            telemetry.event("CallAnswered", ids, measurements={"answer_ms": 12.5}, profile="restaurant")
+            telemetry.metric("turn_latency_ms", 42.0, ids)
+            telemetry.dependency(
+                "ACS hang_up",
+                target="contoso.communication.azure.com",
+                kind="HTTP",
+                duration_s=3.0,
+                success=False,
+                result_code="404",
+                ids=ids,
+            )
+            logger.warning("hang-up failed", extra=ids.dims())
+            try:
+                raise ValueError("bad tool arguments")
+            except ValueError:
+                logger.exception("tool failed", extra=ids.dims())
+            sent = datetime.now(UTC)
+        telemetry.request(request, url="/ws/media", status=101, ids=ids)
+        await ingestion.wait_until(lambda received: len(received.envelopes) >= 6)
     finally:
         await asyncio.to_thread(telemetry.close)
 
     kinds = sorted(e["data"]["baseType"] for e in ingestion.envelopes)
-    assert kinds == ["EventData", "MessageData", "MetricData", "RemoteDependencyData", "RequestData"]
+    assert kinds == [
+        "EventData",
+        "ExceptionData",
+        "MessageData",
+        "MetricData",
+        "RemoteDependencyData",
+        "RequestData",
+    ]
     for envelope in ingestion.envelopes:
         assert envelope["tags"]["ai.operation.id"] == ids.correlation_id  # one query joins the call
+        assert envelope["tags"]["ai.operation.name"] == "GET /ws/media"  # the Performance and Failures blades
         assert envelope["tags"]["ai.cloud.role"] == "media"
         # the replica and the process: a replica's workers each send their own
         assert envelope["tags"]["ai.cloud.roleInstance"] == f"{socket.gethostname()}:{os.getpid()}"
@@ -54,17 +71,79 @@ async def test_every_record_type_carries_the_call_and_its_operation_id(ingestion
             "server-1",
             "media",
         )
+    (request_envelope,) = ingestion.of_type("RequestData")
+    assert request_envelope["tags"]["ai.operation.parentId"] == ids.correlation_id  # the root of the call
+    assert request_envelope["data"]["baseData"]["id"] == request.id
+    children = [e for e in ingestion.envelopes if e is not request_envelope]
+    assert {e["tags"]["ai.operation.parentId"] for e in children} == {request.id}  # nested under it
+    # a request and a dependency are stamped with their start
+    assert request_envelope["time"] == request.started_at.isoformat().replace("+00:00", "Z")
+    (dependency_envelope,) = ingestion.of_type("RemoteDependencyData")
+    started = datetime.fromisoformat(dependency_envelope["time"].replace("Z", "+00:00"))
+    assert timedelta(seconds=2.9) < sent - started < timedelta(seconds=3.5)
     event = ingestion.events("CallAnswered")[0]["data"]["baseData"]
     assert event["measurements"] == {"answer_ms": 12.5} and event["properties"]["profile"] == "restaurant"
-    request = ingestion.of_type("RequestData")[0]["data"]["baseData"]
-    assert (request["duration"], request["responseCode"], request["success"]) == (
-        "0.00:01:01.500",
-        "101",
-        True,
+    dependency = dependency_envelope["data"]["baseData"]
+    assert (dependency["resultCode"], dependency["success"], dependency["target"]) == (
+        "404", False, "contoso.communication.azure.com"
+    )  # fmt: skip
+    exception = ingestion.of_type("ExceptionData")[0]["data"]["baseData"]
+    (details,) = exception["exceptions"]
+    assert (details["typeName"], details["message"]) == ("ValueError", "tool failed: bad tool arguments")
+    assert (
+        details["parsedStack"][0]["method"] == "test_every_record_type_carries_the_call_and_its_operation_id"
     )
-    dependency = ingestion.of_type("RemoteDependencyData")[0]["data"]["baseData"]
-    assert (dependency["resultCode"], dependency["success"]) == ("404", False)
+    assert exception["severityLevel"] == 3
     assert CALLER not in "".join(ingestion.bodies)
+
+
+async def test_records_the_exporter_lost_are_counted_and_reported_once_records_get_through(
+    ingestion: IngestionEndpoint,
+) -> None:
+    telemetry = Telemetry(
+        plane="media", connection_string=ingestion.connection_string, export_interval=0.05, queue_capacity=10
+    )
+    ids = CallIds("corr-flood")
+    try:
+        for _ in range(2000):  # far faster than a queue of 10 drains
+            telemetry.metric("turn_latency_ms", 1.0, ids)
+
+        def drained(received: IngestionEndpoint) -> bool:
+            return (
+                len(received.envelopes) > 0 and telemetry._sink is not None and telemetry._sink.delivering()
+            )
+
+        await ingestion.wait_until(drained)
+        await asyncio.sleep(0.3)
+        telemetry.metric(
+            "turn_latency_ms", 1.0, ids
+        )  # the next record once export works: the count rides along
+        await ingestion.wait_until(
+            lambda received: any(_metric_name(e) == "telemetry_dropped" for e in received.envelopes)
+        )
+        await asyncio.sleep(0.3)
+    finally:
+        await asyncio.to_thread(telemetry.close)
+
+    names = [_metric_name(e) for e in ingestion.envelopes]
+    dropped = sum(e["data"]["baseData"]["metrics"][0]["value"] for e in ingestion.envelopes
+                  if _metric_name(e) == "telemetry_dropped")  # fmt: skip
+    assert dropped > 0
+    assert names.count("turn_latency_ms") + dropped == 2001  # nothing lost without saying so
+
+
+def _metric_name(envelope: dict[str, Any]) -> str:
+    return str(envelope["data"]["baseData"].get("metrics", [{}])[0].get("name", ""))
+
+
+def test_records_of_a_call_are_counted_for_its_end_record() -> None:
+    telemetry = Telemetry(plane="media")
+    ids = CallIds("corr-1")
+    telemetry.event("MediaConnected", ids)
+    telemetry.metric("first_assistant_audio_ms", 30.0, ids)
+    telemetry.metric("active_calls", 1)  # not the call's
+    assert telemetry.records_of(ids) == 3  # the two, and the CallEnded about to carry the count
+    assert telemetry.records_of(ids) == 1  # forgotten once told
 
 
 def test_numbers_are_masked_unless_the_audit_setting_says_otherwise() -> None:
@@ -102,6 +181,9 @@ async def test_a_dead_ingestion_endpoint_never_blocks_the_caller(ingestion: Inge
                 telemetry.metric("turn_latency_ms", 1.0, ids)
 
         await asyncio.wait_for(asyncio.to_thread(emit_many), timeout=10)  # a blocking put would hang here
+        assert telemetry._sink is not None
+        await asyncio.sleep(0.5)  # the exporter tries, fails, and counts what it could not deliver
+        assert not telemetry._sink.delivering() and telemetry._sink.take_dropped() > 20_000 - 8192
     finally:
         await asyncio.to_thread(telemetry.close)
 

@@ -132,6 +132,40 @@ async def test_one_call_end_to_end_under_one_operation_id(
     ):
         assert secret not in everything, f"{secret[:12]}... must never reach telemetry"
     assert "Turn" not in names and "Contoso" not in everything  # transcripts are off by default
+    _every_record_is_complete_and_nested(stack, envelopes, corr)
+
+
+def _every_record_is_complete_and_nested(
+    stack: LocalStack, envelopes: list[dict[str, Any]], corr: str
+) -> None:
+    """Every record carries every dimension known for the call when it was made, hangs from the request
+    that made it, and a request is stamped with its start; CallEnded says how many records it closes."""
+    before_answer = {"IncomingCallReceived", "ACS answer_call"}  # ACS had not yet named the connection
+    for envelope in envelopes:
+        base = envelope["data"]["baseData"]
+        dims = {d for d in ("correlation_id", "call_connection_id", "server_call_id", "caller")
+                if base["properties"].get(d)}  # fmt: skip
+        expected = {"correlation_id", "server_call_id", "caller"}
+        assert expected <= dims, (base.get("name") or base.get("message"), dims)
+        if base.get("name") not in before_answer:
+            assert "call_connection_id" in dims, base.get("name") or base.get("message")
+    requests = {e["data"]["baseData"]["id"]: e for e in envelopes if e["data"]["baseType"] == "RequestData"}
+    for request in requests.values():
+        assert request["tags"]["ai.operation.parentId"] == corr  # the roots of the call's transaction
+        assert request["tags"]["ai.operation.name"] == request["data"]["baseData"]["name"]
+    for envelope in envelopes:
+        if envelope["data"]["baseType"] == "RequestData":
+            continue
+        parent = requests[envelope["tags"]["ai.operation.parentId"]]  # a child of one of the call's requests
+        assert envelope["tags"]["ai.operation.name"] == parent["data"]["baseData"]["name"]
+        assert envelope["time"] >= parent["time"]  # the request is stamped with its start
+    acs_host = stack.emulator.rest.endpoint.split("://", 1)[1].rstrip("/")
+    assert {e["data"]["baseData"]["target"] for e in envelopes
+            if e["data"]["baseData"].get("name", "").startswith("ACS ")} == {acs_host}  # fmt: skip
+    media = [e for e in envelopes if e["tags"]["ai.cloud.role"] == "media"]
+    ended = next(e["data"]["baseData"] for e in media if e["data"]["baseData"].get("name") == "CallEnded")
+    closed = [e for e in media if e["data"]["baseType"] != "RequestData"]  # the GET /ws/media record follows
+    assert int(ended["properties"]["records"]) == len(closed)  # an auditor can tell the trail is complete
 
 
 async def test_a_dead_ingestion_endpoint_costs_the_call_nothing(

@@ -259,3 +259,24 @@ async def test_without_acs_resource_id_callbacks_answer_503(control_env: pytest.
     response = await invoke("callbacks", json_body=[callback_event("CallConnected", "c1")])
     assert response.status_code == 503
     assert "ACS_RESOURCE_ID" in body_of(response)["error"]
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded"),
+    [("+81******5678", "+81******5678"), ("8:acs:res_user-1", "8:acs:res_user-1"), ("<script>", None)],
+)
+async def test_a_callback_record_carries_the_caller_from_its_url_and_acs_server_call_id(
+    given: str, recorded: str | None, issuer: AcsTokenIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ACS's events name no caller: answer_call/create_call put it (as telemetry may show it) in the
+    callback URL, so the call's callback records carry every dimension its other records do."""
+    caplog.set_level(logging.INFO, logger="audit")
+    event = callback_event("CallConnected", "c1", serverCallId="aHR0cHM6Ly9zZXJ2ZXI")
+    response = await invoke("callbacks", json_body=[event], headers=bearer(issuer), params={"caller": given})
+
+    assert response.status_code == 200
+    (received,) = [
+        json.loads(r.getMessage()) for r in caplog.records if '"CallbackReceived"' in r.getMessage()
+    ]
+    assert received["server_call_id"] == "aHR0cHM6Ly9zZXJ2ZXI"
+    assert received.get("caller") == recorded  # anything else is left out, not recorded

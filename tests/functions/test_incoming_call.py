@@ -81,12 +81,14 @@ async def test_batch_answers_each_incoming_call_with_bidirectional_media(acs: Ca
     assert body_of(response) == {"answered": 2, "rejected": 0, "ignored": 0, "duplicate": 0, "failed": 0}
     sent = sorted(answers(acs), key=lambda body: str(body["incomingCallContext"]))
     assert [body["incomingCallContext"] for body in sent] == ["ctx-1", "ctx-2"]
-    for body in sent:
-        assert body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks"
+    for body, event in zip(sent, (first, second), strict=True):
+        # the caller rides along for both planes' telemetry, masked: ACS's callbacks do not carry it
+        assert body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks?caller=%2B81%2A%2A%2A%2A%2A%2A5678"
         assert body["operationContext"] == "inbound-call"
+        server_call_id = event["data"]["serverCallId"]  # so every media record carries it too
         assert body["mediaStreamingOptions"] == {
-            # the caller rides along for the media plane's telemetry, masked
-            "transportUrl": "wss://media.example/ws/media?caller=%2B81%2A%2A%2A%2A%2A%2A5678",
+            "transportUrl": "wss://media.example/ws/media?caller=%2B81%2A%2A%2A%2A%2A%2A5678"
+            f"&server_call_id={server_call_id}",
             "transportType": "websocket",
             "contentType": "audio",
             "audioChannelType": "mixed",
@@ -116,9 +118,8 @@ async def test_profile_and_16k_format_reach_the_transport_url(
 
     options = answers(acs)[0]["mediaStreamingOptions"]
     assert isinstance(options, dict)
-    assert (
-        options["transportUrl"]
-        == "wss://media.example/ws/media?profile=restaurant&caller=%2B81%2A%2A%2A%2A%2A%2A5678"
+    assert options["transportUrl"].startswith(
+        "wss://media.example/ws/media?profile=restaurant&caller=%2B81%2A%2A%2A%2A%2A%2A5678&server_call_id="
     )
     assert options["audioFormat"] == "pcm16KMono"
 

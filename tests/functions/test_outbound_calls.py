@@ -32,7 +32,9 @@ async def test_pstn_call_uses_our_caller_id_and_streams_media(
     assert body_of(response) == {"callConnectionId": next(iter(acs.calls)), "target": "+49*******6789"}
     assert created.body["targets"] == [{"rawId": f"4:{CALLEE}", "phoneNumber": {"value": CALLEE}}]
     assert created.body["sourceCallerIdNumber"] == {"value": OUR_NUMBER}  # PhoneNumberIdentifierModel
-    assert created.body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks"
+    assert (
+        created.body["callbackUri"] == f"{CALLBACK_HOST}/api/callbacks?caller=%2B49%2A%2A%2A%2A%2A%2A%2A6789"
+    )
     assert created.body["operationContext"] == "outbound-call"
     assert created.body["mediaStreamingOptions"] == {
         "transportUrl": "wss://media.example/ws/media?profile=restaurant&caller=%2B49%2A%2A%2A%2A%2A%2A%2A6789",
