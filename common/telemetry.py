@@ -306,8 +306,8 @@ class Telemetry:
         if record.exc_info and record.exc_info[1] is not None:
             self._send(_exception(record, severity, properties), "ExceptionData", ids)
         else:
-            self._send(Message(message=record.getMessage(), severityLevel=severity, properties=properties),
-                       "MessageData", ids)  # fmt: skip
+            message = Message(message=record.getMessage(), severityLevel=severity, properties=properties)
+            self._send(message, "MessageData", ids)
 
     def attach_logs(self, *logger_names: str) -> None:
         """Send these loggers' records (INFO and up) as traces."""
@@ -370,14 +370,19 @@ class Telemetry:
         if operation is not None:
             tags["ai.operation.name"] = operation.name
         sink.put(_envelope(sink, base_data, base_type, at or datetime.now(UTC), tags))
-        if sink.delivering() and (
-            dropped := sink.take_dropped()
-        ):  # records get through again: say what was lost
-            metric = MetricData(metrics=[DataPoint(ns=self.plane, name="telemetry_dropped", value=float(dropped))],
-                                properties={"plane": self.plane})  # fmt: skip
-            own = uuid.uuid4().hex
-            sink.put(_envelope(sink, metric, "MetricData", datetime.now(UTC), {**tags, "ai.operation.id": own,
-                                                                               "ai.operation.parentId": own}))  # fmt: skip
+        # once records get through again, say how many were lost meanwhile
+        if sink.delivering() and (dropped := sink.take_dropped()):
+            self._report_dropped(sink, dropped, tags)
+
+    def _report_dropped(self, sink: _Exporter, dropped: int, tags: dict[str, str]) -> None:
+        metric = MetricData(
+            metrics=[DataPoint(ns=self.plane, name="telemetry_dropped", value=float(dropped))],
+            properties={"plane": self.plane},
+        )
+        own = uuid.uuid4().hex  # not a call's: an operation of its own
+        own_tags = {**tags, "ai.operation.id": own, "ai.operation.parentId": own}
+        own_tags.pop("ai.operation.name", None)
+        sink.put(_envelope(sink, metric, "MetricData", datetime.now(UTC), own_tags))
 
 
 def _envelope(

@@ -277,9 +277,8 @@ class CallSession:
         # keys are PINs and card numbers: they go to the model, and logs and telemetry get when and how many
         self.stats.dtmf_at_ms.append(self.elapsed_ms)
         self._caller_acted()
-        if (
-            self.leg.playing or self.model.speaking is not None
-        ):  # a key cuts the assistant short, as speech does
+        # a key cuts the assistant short, as speech does
+        if self.leg.playing or self.model.speaking is not None:
             self._spawn(self._barge_in(), "barge-in")
         self._keys.press(tone)
 
