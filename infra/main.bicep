@@ -9,14 +9,70 @@ targetScope = 'subscription'
 @description('Name of the azd environment: the resource group is rg-<it>, every resource is tagged with it.')
 param environmentName string
 
+// The regions that offer the Flex Consumption plan, as Azure-Samples/functions-quickstart-python-http-azd
+// (infra/main.bicep @ 0bb0f106) lists them for azd, less the canary eastus2euap. The live list is
+// `az functionapp list-flexconsumption-locations`; that each of these also offers Container Apps'
+// Consumption workload profile and Python 3.11 on Flex is UNVERIFIED here (docs/operations.md).
 @minLength(1)
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({ azd: { type: 'location' } })
-@description('Region of everything but Azure OpenAI (ACS and its Event Grid topic are global).')
+@description('Region of everything but Azure OpenAI (ACS and its Event Grid topic are global): one with Flex Consumption.')
 param location string
 
+// The regions whose Global Standard deployments offer a realtime model (gpt-realtime 2025-08-28,
+// gpt-realtime-1.5 2026-02-23, gpt-realtime-mini 2025-10-06/2025-12-15): the model matrix
+// MicrosoftDocs/azure-ai-docs articles/foundry/openai/includes/model-matrix/standard-global.md
+// @ 0be16753 has all of them in exactly these five. azd offers only those of them where the
+// subscription has quota for usageName (model, capacity): keep it in step with the defaults below.
 @minLength(1)
-@metadata({ azd: { type: 'location' } })
-@description('Region of Azure OpenAI: one that offers gpt-realtime as GlobalStandard (eastus2, swedencentral, ...).')
+@allowed([
+  'canadacentral'
+  'centralus'
+  'eastus2'
+  'francecentral'
+  'swedencentral'
+])
+@metadata({
+  azd: {
+    type: 'location'
+    usageName: [
+      'OpenAI.GlobalStandard.gpt-realtime,10'
+    ]
+  }
+})
+@description('Region of Azure OpenAI: azd asks for one with Global Standard quota for the realtime model (AZURE_OPENAI_LOCATION).')
 param openAiLocation string
 
 @description('Object id of the developer running azd (AZURE_PRINCIPAL_ID): gets data roles for local runs.')
@@ -37,9 +93,11 @@ param acsDataLocation string = 'United States'
 
 param realtimeDeploymentName string = 'gpt-realtime'
 
-// gpt-realtime is announced for retirement on 2027-01-20: the model is the operator's choice
-// (AZURE_OPENAI_REALTIME_MODEL, AZURE_OPENAI_REALTIME_MODEL_VERSION), not a release of this code.
-@description('Realtime model deployed under realtimeDeploymentName, as Azure lists it (gpt-realtime, gpt-realtime-mini, ...).')
+// gpt-realtime (and gpt-realtime-2025-08-28, gpt-realtime-mini) are announced for retirement on
+// 2027-01-20: the model is the operator's choice (AZURE_OPENAI_REALTIME_MODEL, _VERSION, _CAPACITY),
+// not a release of this code. Global Standard offers gpt-realtime 2025-08-28, gpt-realtime-1.5
+// 2026-02-23 and gpt-realtime-mini 2025-10-06 / 2025-12-15 (model matrix cited above).
+@description('Realtime model deployed under realtimeDeploymentName, as Azure lists it (gpt-realtime, gpt-realtime-1.5, gpt-realtime-mini).')
 param realtimeModelName string = 'gpt-realtime'
 
 @description('Version of realtimeModelName offered as GlobalStandard in openAiLocation.')
@@ -49,7 +107,37 @@ param realtimeModelVersion string = '2025-08-28'
 @minValue(1)
 param realtimeCapacity int = 10
 
-// What a team changes (README: "Settings a team changes"); each is also an azd env variable.
+// Operations (docs/operations.md): retention of the audit trail, and the alerts' thresholds.
+@description('Days Log Analytics keeps every record (LOG_ANALYTICS_RETENTION_DAYS): 31 are included in the ingestion price, the rest is billed per GB and month.')
+@minValue(30)
+@maxValue(730)
+param logAnalyticsRetentionDays int = 90
+
+@description('Who gets the alerts (ALERT_EMAIL): one address or several separated by commas. Empty: no action group; alerts still show in the portal.')
+param alertEmail string = ''
+
+@description('ALERT_TURN_LATENCY_P95_MS: p95 of turn_latency_ms over 15 minutes above which callers wait too long.')
+@minValue(1)
+param alertTurnLatencyP95Ms int = 2000
+
+@description('ALERT_ACTIVE_CALLS_PERCENT: alert when a media worker holds this share of MAX_CONCURRENT_CALLS.')
+@minValue(1)
+@maxValue(100)
+param alertActiveCallsPercent int = 80
+
+@description('ALERT_REJECTED_JWTS: rejected ACS tokens (media and callbacks) in 15 minutes above which to alert.')
+@minValue(0)
+param alertRejectedJwts int = 10
+
+@description('ALERT_MODEL_RECONNECTS: model socket reconnects in 15 minutes above which to alert.')
+@minValue(0)
+param alertModelReconnects int = 3
+
+@description('ALERT_UNDERRUNS: outbound underruns (all calls ended in 15 minutes) above which to alert.')
+@minValue(0)
+param alertUnderruns int = 50
+
+// What a team changes (docs/deploy.md: "Settings a team changes"); each is also an azd env variable.
 param voice string = 'sage'
 param instructions string = ''
 param instructionsFile string = ''
@@ -91,6 +179,26 @@ module monitoring 'modules/monitoring.bicep' = {
     tags: tags
     workspaceName: 'log-${resourceToken}'
     appInsightsName: 'appi-${resourceToken}'
+    retentionInDays: logAnalyticsRetentionDays
+  }
+}
+
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    environmentName: environmentName
+    appInsightsName: monitoring.outputs.appInsightsName
+    workbookDisplayName: 'Voice calls (${environmentName})'
+    alertEmail: alertEmail
+    maxConcurrentCalls: maxConcurrentCalls
+    alertActiveCallsPercent: alertActiveCallsPercent
+    alertTurnLatencyP95Ms: alertTurnLatencyP95Ms
+    alertRejectedJwts: alertRejectedJwts
+    alertModelReconnects: alertModelReconnects
+    alertUnderruns: alertUnderruns
   }
 }
 
@@ -257,8 +365,13 @@ output ACS_NAME string = communication.outputs.acsName
 output ACS_ENDPOINT string = communication.outputs.acsEndpoint
 output ACS_RESOURCE_ID string = communication.outputs.acsImmutableResourceId
 output ACS_SYSTEM_TOPIC_NAME string = communication.outputs.systemTopicName
+// The region azd asked for (or AZURE_OPENAI_LOCATION gave), kept in the azd env so later provisions
+// and `azd pipeline config` reuse it.
+output AZURE_OPENAI_LOCATION string = openAiLocation
 output AZURE_OPENAI_ENDPOINT string = openAi.outputs.endpoint
 output AZURE_OPENAI_DEPLOYMENT string = openAi.outputs.deploymentName
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.appInsightsConnectionString
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.workspaceName
+output OPERATIONS_WORKBOOK_ID string = operations.outputs.workbookId
+output OPERATIONS_WORKBOOK_NAME string = operations.outputs.workbookName

@@ -16,8 +16,9 @@
 # provision time (the function's own host name, and the media app's FQDN from the Container Apps
 # environment's default domain), so this hook only reports /api/health's verdict on them.
 #
-# Inputs (azd passes its environment, i.e. main.bicep's outputs): AZURE_RESOURCE_GROUP,
-# AZURE_FUNCTION_APP_NAME, FUNCTION_BASE_URL, ACS_SYSTEM_TOPIC_NAME. Optional:
+# Inputs (azd passes its environment, i.e. main.bicep's outputs): AZURE_SUBSCRIPTION_ID (azd's own: every
+# az call names it, whatever `az account show` says), AZURE_RESOURCE_GROUP, AZURE_FUNCTION_APP_NAME,
+# FUNCTION_BASE_URL, ACS_SYSTEM_TOPIC_NAME. Optional:
 # POSTDEPLOY_HEALTH_ATTEMPTS (60), POSTDEPLOY_HEALTH_INTERVAL (5 s), INCOMING_CALL_SUBSCRIPTION
 # (incomingcall). Needs the Azure CLI, logged in (`az login`: azd's login is separate).
 Set-StrictMode -Version Latest
@@ -47,7 +48,7 @@ function Fail([string] $Message) {
     exit 1
 }
 
-foreach ($name in @('AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_APP_NAME', 'FUNCTION_BASE_URL', 'ACS_SYSTEM_TOPIC_NAME')) {
+foreach ($name in @('AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_APP_NAME', 'FUNCTION_BASE_URL', 'ACS_SYSTEM_TOPIC_NAME')) {
     if (-not [Environment]::GetEnvironmentVariable($name)) {
         Fail "$name is not set: run 'azd provision' (or 'azd up') first, so azd has the outputs of infra/main.bicep"
     }
@@ -92,18 +93,18 @@ else {
 # 2. Function-level keys. Get-FunctionKey returns the key, creating it (with a value Azure generates)
 # only when missing, so re-running never rotates a key in use.
 function Get-FunctionKey([string] $Function, [string] $Name) {
-    $listOutput = & az functionapp function keys list --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME `
-        --function-name $Function --query $Name --output tsv 2>&1
+    $listOutput = & az functionapp function keys list --subscription $env:AZURE_SUBSCRIPTION_ID --resource-group $env:AZURE_RESOURCE_GROUP `
+        --name $env:AZURE_FUNCTION_APP_NAME --function-name $Function --query $Name --output tsv 2>&1
     if ($LASTEXITCODE -ne 0) {
         [Console]::Error.WriteLine(($listOutput | Out-String))
-        Fail "could not read the keys of function $Function in $($env:AZURE_FUNCTION_APP_NAME) (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"
+        Fail "could not read the keys of function $Function in $($env:AZURE_FUNCTION_APP_NAME) (is the Azure CLI logged in to a tenant with subscription $($env:AZURE_SUBSCRIPTION_ID)? az login)"
     }
     $value = (($listOutput | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] }) -join '').Trim()
     if ($value) {
         return $value
     }
-    $setOutput = & az functionapp function keys set --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME `
-        --function-name $Function --key-name $Name --query value --output tsv 2>&1
+    $setOutput = & az functionapp function keys set --subscription $env:AZURE_SUBSCRIPTION_ID --resource-group $env:AZURE_RESOURCE_GROUP `
+        --name $env:AZURE_FUNCTION_APP_NAME --function-name $Function --key-name $Name --query value --output tsv 2>&1
     if ($LASTEXITCODE -ne 0) {
         [Console]::Error.WriteLine(($setOutput | Out-String))
         Fail "could not create the key '$Name' of function $Function in $($env:AZURE_FUNCTION_APP_NAME)"
@@ -124,6 +125,7 @@ $script:KeyEncoded = [Uri]::EscapeDataString($script:Key)
 # 3. Create or update the subscription (az ... create is a PUT: idempotent).
 Say "subscribing $BaseUrl/api/incoming-call to Microsoft.Communication.IncomingCall on $($env:ACS_SYSTEM_TOPIC_NAME) (subscription '$Subscription')"
 $createOutput = & az eventgrid system-topic event-subscription create `
+    --subscription $env:AZURE_SUBSCRIPTION_ID `
     --name $Subscription `
     --resource-group $env:AZURE_RESOURCE_GROUP `
     --system-topic-name $env:ACS_SYSTEM_TOPIC_NAME `
@@ -141,6 +143,6 @@ if ($LASTEXITCODE -ne 0) {
 }
 Say "done: calls to the ACS resource's numbers now reach $BaseUrl/api/incoming-call"
 Say "POST $BaseUrl/api/calls takes the start_call key 'outbound' (?code=); read it with"
-Say "  az functionapp function keys list -g $($env:AZURE_RESOURCE_GROUP) -n $($env:AZURE_FUNCTION_APP_NAME) --function-name start_call --query outbound -o tsv"
+Say "  az functionapp function keys list -g $($env:AZURE_RESOURCE_GROUP) -n $($env:AZURE_FUNCTION_APP_NAME) --function-name start_call --query outbound -o tsv --subscription $($env:AZURE_SUBSCRIPTION_ID)"
 Say 'It calls only numbers on OUTBOUND_ALLOW_LIST (empty: none), at most OUTBOUND_CALLS_PER_MINUTE per instance.'
 exit 0

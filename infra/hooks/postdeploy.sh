@@ -15,8 +15,9 @@
 # provision time (the function's own host name, and the media app's FQDN from the Container Apps
 # environment's default domain), so this hook only reports /api/health's verdict on them.
 #
-# Inputs (azd passes its environment, i.e. main.bicep's outputs): AZURE_RESOURCE_GROUP,
-# AZURE_FUNCTION_APP_NAME, FUNCTION_BASE_URL, ACS_SYSTEM_TOPIC_NAME. Optional:
+# Inputs (azd passes its environment, i.e. main.bicep's outputs): AZURE_SUBSCRIPTION_ID (azd's own: every
+# az call names it, whatever `az account show` says), AZURE_RESOURCE_GROUP, AZURE_FUNCTION_APP_NAME,
+# FUNCTION_BASE_URL, ACS_SYSTEM_TOPIC_NAME. Optional:
 # POSTDEPLOY_HEALTH_ATTEMPTS (60), POSTDEPLOY_HEALTH_INTERVAL (5 s), INCOMING_CALL_SUBSCRIPTION
 # (incomingcall). Needs the Azure CLI, logged in (`az login`: azd's login is separate), and curl.
 set -u
@@ -50,7 +51,7 @@ fail() {
     exit 1
 }
 
-for name in AZURE_RESOURCE_GROUP AZURE_FUNCTION_APP_NAME FUNCTION_BASE_URL ACS_SYSTEM_TOPIC_NAME; do
+for name in AZURE_SUBSCRIPTION_ID AZURE_RESOURCE_GROUP AZURE_FUNCTION_APP_NAME FUNCTION_BASE_URL ACS_SYSTEM_TOPIC_NAME; do
     eval "value=\${$name:-}"
     # shellcheck disable=SC2154  # value is assigned by the eval above
     [ -n "$value" ] || fail "$name is not set: run 'azd provision' (or 'azd up') first, so azd has the outputs of infra/main.bicep"
@@ -84,12 +85,12 @@ fi
 # 2. Function-level keys. function_key FUNCTION KEY_NAME writes the key to $TMP_DIR/key, creating it
 # (with a value Azure generates) only when missing, so re-running never rotates a key in use.
 function_key() {
-    az functionapp function keys list --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
-        --function-name "$1" --query "$2" --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
-        || { cat "$TMP_DIR/az.err" >&2; fail "could not read the keys of function $1 in $AZURE_FUNCTION_APP_NAME (is the Azure CLI logged in to this subscription? az login; az account set -s <subscription>)"; }
+    az functionapp function keys list --subscription "$AZURE_SUBSCRIPTION_ID" --resource-group "$AZURE_RESOURCE_GROUP" \
+        --name "$AZURE_FUNCTION_APP_NAME" --function-name "$1" --query "$2" --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
+        || { cat "$TMP_DIR/az.err" >&2; fail "could not read the keys of function $1 in $AZURE_FUNCTION_APP_NAME (is the Azure CLI logged in to a tenant with subscription $AZURE_SUBSCRIPTION_ID? az login)"; }
     [ -n "$(tr -d '\r\n' <"$TMP_DIR/key")" ] && return 0
-    az functionapp function keys set --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
-        --function-name "$1" --key-name "$2" --query value --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
+    az functionapp function keys set --subscription "$AZURE_SUBSCRIPTION_ID" --resource-group "$AZURE_RESOURCE_GROUP" \
+        --name "$AZURE_FUNCTION_APP_NAME" --function-name "$1" --key-name "$2" --query value --output tsv >"$TMP_DIR/key" 2>"$TMP_DIR/az.err" \
         || { cat "$TMP_DIR/az.err" >&2; fail "could not create the key '$2' of function $1 in $AZURE_FUNCTION_APP_NAME"; }
     [ -n "$(tr -d '\r\n' <"$TMP_DIR/key")" ] || fail "function $1 of $AZURE_FUNCTION_APP_NAME has no key '$2' yet (the host may still be starting)"
     say "created the function key '$2' of $1"
@@ -106,6 +107,7 @@ KEY_ENCODED=$(printf '%s' "$KEY" | sed -e 's/%/%25/g' -e 's/+/%2B/g' -e 's#/#%2F
 # 3. Create or update the subscription (az ... create is a PUT: idempotent).
 say "subscribing $BASE_URL/api/incoming-call to Microsoft.Communication.IncomingCall on $ACS_SYSTEM_TOPIC_NAME (subscription '$SUBSCRIPTION')"
 if ! az eventgrid system-topic event-subscription create \
+    --subscription "$AZURE_SUBSCRIPTION_ID" \
     --name "$SUBSCRIPTION" \
     --resource-group "$AZURE_RESOURCE_GROUP" \
     --system-topic-name "$ACS_SYSTEM_TOPIC_NAME" \
@@ -122,5 +124,5 @@ if ! az eventgrid system-topic event-subscription create \
 fi
 say "done: calls to the ACS resource's numbers now reach $BASE_URL/api/incoming-call"
 say "POST $BASE_URL/api/calls takes the start_call key 'outbound' (?code=); read it with"
-say "  az functionapp function keys list -g $AZURE_RESOURCE_GROUP -n $AZURE_FUNCTION_APP_NAME --function-name start_call --query outbound -o tsv"
+say "  az functionapp function keys list -g $AZURE_RESOURCE_GROUP -n $AZURE_FUNCTION_APP_NAME --function-name start_call --query outbound -o tsv --subscription $AZURE_SUBSCRIPTION_ID"
 say "It calls only numbers on OUTBOUND_ALLOW_LIST (empty: none), at most OUTBOUND_CALLS_PER_MINUTE per instance."

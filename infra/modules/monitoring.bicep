@@ -7,9 +7,11 @@ param tags object
 param workspaceName string
 param appInsightsName string
 
+// Every table's retention, the audit trail's included: main.bicep's logAnalyticsRetentionDays (90 by
+// default). 31 days are included in the ingestion price; the rest is billed per GB and month.
 @minValue(30)
 @maxValue(730)
-param retentionInDays int = 30
+param retentionInDays int
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: workspaceName

