@@ -6,6 +6,10 @@ caller's words, keyword rules for the replies, and espeak-ng for the assistant's
 
     python -m emulators.realtime --port 8765      # then AZURE_OPENAI_ENDPOINT=http://127.0.0.1:8765
 
+The official `openai` SDK connects too (see server.py for the paths): `AsyncOpenAI(api_key=...,
+base_url="http://127.0.0.1:8765/v1")`, or `AsyncAzureOpenAI(api_key=..., api_version=...,
+azure_endpoint="http://127.0.0.1:8765", websocket_base_url="ws://127.0.0.1:8765/openai")`.
+
 Embedding: `create_app(EngineConfig(...))`, or `EngineServer` (start/close) -> URL.
 """
 

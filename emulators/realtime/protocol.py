@@ -85,10 +85,10 @@ def error_event(err: ClientError, client_event_id: str | None) -> dict[str, Any]
 
 # -- the session -----------------------------------------------------------------------------------
 def default_session(model: str) -> dict[str, Any]:
+    """The session as `session.created` shows it. The SDK's type for it (`RealtimeSessionCreateRequest`)
+    has no `id` or `object`, so the engine keeps the session's id to itself."""
     return {
         "type": "realtime",
-        "object": "realtime.session",
-        "id": new_id("sess"),
         "model": model,
         "output_modalities": ["audio"],
         "instructions": "",
@@ -114,6 +114,51 @@ def default_session(model: str) -> dict[str, Any]:
     }
 
 
+# The fields the GA session types declare (openai-python 3.57.0, `openai.types.realtime`:
+# RealtimeSessionCreateRequest, RealtimeAudioConfig*, AudioTranscription, ServerVad / SemanticVad,
+# RealtimeFunctionTool; tests/engine checks these against the installed SDK). Anything else in a
+# `session.update` is refused as the service refuses it: `unknown_parameter`.
+SESSION_FIELDS = frozenset(
+    {
+        "type",
+        "audio",
+        "include",
+        "instructions",
+        "max_output_tokens",
+        "model",
+        "output_modalities",
+        "parallel_tool_calls",
+        "prompt",
+        "reasoning",
+        "tool_choice",
+        "tools",
+        "tracing",
+        "truncation",
+    }
+)
+AUDIO_FIELDS = frozenset({"input", "output"})
+AUDIO_INPUT_FIELDS = frozenset({"format", "noise_reduction", "transcription", "turn_detection"})
+AUDIO_OUTPUT_FIELDS = frozenset({"format", "speed", "voice"})
+TRANSCRIPTION_FIELDS = frozenset({"delay", "keywords", "language", "languages", "model", "prompt"})
+NOISE_REDUCTION_FIELDS = frozenset({"strength", "type"})
+SERVER_VAD_FIELDS = frozenset(
+    {
+        "type",
+        "create_response",
+        "idle_timeout_ms",
+        "interrupt_response",
+        "prefix_padding_ms",
+        "silence_duration_ms",
+        "threshold",
+    }
+)
+SEMANTIC_VAD_FIELDS = frozenset({"type", "create_response", "eagerness", "interrupt_response"})
+FUNCTION_TOOL_FIELDS = frozenset({"description", "name", "parameters", "type"})
+PCM_FORMAT_FIELDS = frozenset({"type", "rate"})
+# The service's own session objects elsewhere carry these; a client echoing them back is let off.
+IGNORED_SESSION_FIELDS = frozenset({"id", "object"})
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """What the engine acts on, derived from the session object."""
@@ -126,7 +171,9 @@ class SessionSettings:
     vad: VadConfig | None
     create_response: bool
     interrupt_response: bool
-    tools: frozenset[str] = field(default_factory=frozenset)
+    tools: frozenset[str] = field(default_factory=frozenset)  # the ones the model may call now
+    tool_parameters: dict[str, Any] = field(default_factory=dict)  # name -> declared JSON schema
+    transcription_model: str = ""
 
 
 def merge_session(current: dict[str, Any], update: Any) -> dict[str, Any]:
@@ -143,15 +190,60 @@ def merge_session(current: dict[str, Any], update: Any) -> dict[str, Any]:
             f"session.type {update['type']!r} is not supported by the offline engine; use 'realtime'",
             "session.type",
         )
+    update = {k: v for k, v in update.items() if k not in IGNORED_SESSION_FIELDS}
+    check_fields(update)
     merged = copy.deepcopy(current)
-    _merge(merged, {k: v for k, v in update.items() if k not in ("id", "object", "model")})
+    _merge(merged, {k: v for k, v in update.items() if k != "model"})
     settings_of(merged)  # raises on anything the engine cannot honour
     return merged
 
 
+def check_fields(session: dict[str, Any]) -> None:
+    """ClientError('unknown_parameter') for the first field no GA session type declares."""
+    _known(session, SESSION_FIELDS, "session")
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        _known(audio, AUDIO_FIELDS, "session.audio")
+        audio_in, audio_out = audio.get("input"), audio.get("output")
+        if isinstance(audio_in, dict):
+            _known(audio_in, AUDIO_INPUT_FIELDS, "session.audio.input")
+            for name, fields in (
+                ("transcription", TRANSCRIPTION_FIELDS),
+                ("noise_reduction", NOISE_REDUCTION_FIELDS),
+            ):
+                if isinstance(audio_in.get(name), dict):
+                    _known(audio_in[name], fields, f"session.audio.input.{name}")
+            td = audio_in.get("turn_detection")
+            if isinstance(td, dict):
+                fields = SEMANTIC_VAD_FIELDS if td.get("type") == "semantic_vad" else SERVER_VAD_FIELDS
+                _known(td, fields, "session.audio.input.turn_detection")
+            if isinstance(audio_in.get("format"), dict):
+                _known(audio_in["format"], PCM_FORMAT_FIELDS, "session.audio.input.format")
+        if isinstance(audio_out, dict):
+            _known(audio_out, AUDIO_OUTPUT_FIELDS, "session.audio.output")
+            if isinstance(audio_out.get("format"), dict):
+                _known(audio_out["format"], PCM_FORMAT_FIELDS, "session.audio.output.format")
+    tools = session.get("tools")
+    if isinstance(tools, list):
+        for n, tool in enumerate(tools):
+            if isinstance(tool, dict) and tool.get("type") == "function":
+                _known(tool, FUNCTION_TOOL_FIELDS, f"session.tools[{n}]")
+
+
+def _known(obj: dict[str, Any], fields: frozenset[str], where: str) -> None:
+    for name in obj:
+        if name not in fields:
+            raise ClientError("unknown_parameter", f"Unknown parameter: '{where}.{name}'.", f"{where}.{name}")
+
+
+# Objects whose update replaces the whole value (a new turn_detection type must not keep the old
+# type's fields); the session and its audio sections merge field by field.
+_MERGED = frozenset({"audio", "input", "output"})
+
+
 def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict) and key != "format":
+        if isinstance(value, dict) and isinstance(into.get(key), dict) and key in _MERGED:
             _merge(into[key], value)
         else:
             into[key] = copy.deepcopy(value)
@@ -190,9 +282,17 @@ def settings_of(session: dict[str, Any]) -> SessionSettings:
             "invalid_value", "speed must be a number from 0.25 to 1.5", "session.audio.output.speed"
         )
     transcription = audio_in.get("transcription")
+    transcription_model = ""
     if transcription is not None:
-        _obj(transcription, "session.audio.input.transcription")
+        transcription_model = _obj(transcription, "session.audio.input.transcription").get("model") or ""
+        if not isinstance(transcription_model, str):
+            raise ClientError(
+                "invalid_type",
+                "transcription.model must be a string",
+                "session.audio.input.transcription.model",
+            )
     vad, create, interrupt = _turn_detection(audio_in.get("turn_detection"))
+    parameters = _tool_parameters(session.get("tools"))
     return SessionSettings(
         instructions=instructions,
         voice=voice,
@@ -202,7 +302,9 @@ def settings_of(session: dict[str, Any]) -> SessionSettings:
         vad=vad,
         create_response=create,
         interrupt_response=interrupt,
-        tools=_tools(session.get("tools"), session.get("tool_choice", "auto")),
+        tools=_tools(list(parameters), session.get("tool_choice", "auto")),
+        tool_parameters=parameters,
+        transcription_model=transcription_model,
     )
 
 
@@ -243,12 +345,13 @@ def _turn_detection(td: Any) -> tuple[VadConfig | None, bool, bool]:
     return vad, bool(td.get("create_response", True)), bool(td.get("interrupt_response", True))
 
 
-def _tools(tools: Any, choice: Any) -> frozenset[str]:
+def _tool_parameters(tools: Any) -> dict[str, Any]:
+    """Each declared function's name and its `parameters` JSON schema (None when it declared none)."""
     if tools is None:
         tools = []
     if not isinstance(tools, list):
         raise ClientError("invalid_type", "tools must be a list", "session.tools")
-    names: list[str] = []
+    declared: dict[str, Any] = {}
     for n, tool in enumerate(tools):
         if (
             not isinstance(tool, dict)
@@ -260,7 +363,24 @@ def _tools(tools: Any, choice: Any) -> frozenset[str]:
                 "each tool must be {type: 'function', name: <string>, ...}",
                 f"session.tools[{n}]",
             )
-        names.append(tool["name"])
+        parameters = tool.get("parameters")
+        if parameters is not None and (
+            not isinstance(parameters, dict) or parameters.get("type", "object") != "object"
+        ):
+            raise ClientError(
+                "invalid_value",
+                "a function's parameters must be a JSON schema of type 'object'",
+                f"session.tools[{n}].parameters",
+            )
+        if tool["name"] in declared:
+            raise ClientError(
+                "invalid_value", f"tool {tool['name']!r} is declared twice", f"session.tools[{n}].name"
+            )
+        declared[tool["name"]] = parameters
+    return declared
+
+
+def _tools(names: list[str], choice: Any) -> frozenset[str]:
     if choice == "none":
         return frozenset()
     if isinstance(choice, dict) and choice.get("type") == "function":
@@ -308,6 +428,14 @@ class Item:
         else:
             item.update(call_id=self.call_id, output=self.output)
         return item
+
+    def event_part(self) -> dict[str, Any]:
+        """The part as `response.content_part.added/done` carry it: there the SDK's types say `audio` /
+        `text` (`ResponseContentPartAddedEvent.Part.type`), while the item itself says `output_audio` /
+        `output_text`."""
+        if self.content_type == "output_audio":
+            return {"type": "audio", "transcript": self.text}
+        return {"type": "text", "text": self.text}
 
     def part(self) -> dict[str, Any]:
         if self.content_type == "input_audio":
@@ -378,6 +506,22 @@ def usage(
             "cached_tokens": 0,
         },
         "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+    }
+
+
+def transcription_usage(model: str, transcript: str, duration_ms: int) -> dict[str, Any]:
+    """`usage` of `conversation.item.input_audio_transcription.completed`: whisper-1 is billed by the
+    second of audio (`duration`), the gpt-4o transcribe models by tokens (`tokens`)."""
+    if model.startswith("whisper"):
+        return {"type": "duration", "seconds": round(duration_ms / 1000, 3)}
+    audio_tokens = math.ceil(duration_ms / 100)  # about ten audio tokens a second
+    output_tokens = text_tokens(transcript)
+    return {
+        "type": "tokens",
+        "input_tokens": audio_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": audio_tokens + output_tokens,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
     }
 
 

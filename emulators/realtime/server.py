@@ -1,8 +1,19 @@
-"""The engine's aiohttp application: `GET /openai/v1/realtime?model=<name>`, one session per socket.
+"""The engine's aiohttp application: the GA Realtime WebSocket, one session per socket, at every path
+the media host and the official `openai` SDK use:
 
-The media host connects to it exactly as to Azure OpenAI (`AZURE_OPENAI_ENDPOINT=http://127.0.0.1:<port>`).
-Any credential is accepted unless `EngineConfig.api_key` is set; then `api-key: <key>` (or the same
-key as a bearer token or `api-key` query parameter, as Azure accepts) is required.
+- `/openai/v1/realtime?model=<deployment>`: Azure OpenAI's GA endpoint. The media host connects here
+  (`AZURE_OPENAI_ENDPOINT=http://127.0.0.1:<port>`), and so does `AsyncOpenAI(websocket_base_url=
+  "ws://127.0.0.1:<port>/openai/v1")` as in Azure's GA quickstart;
+- `/openai/realtime?api-version=<v>&deployment=<deployment>`: the URL `AsyncAzureOpenAI` builds
+  (its `api-version` is a required client setting, and it names the deployment `deployment`). That
+  client always asks for `wss://` unless it is given `websocket_base_url="ws://127.0.0.1:<port>/openai"`;
+- `/v1/realtime?model=<model>`: api.openai.com's (`AsyncOpenAI(base_url="http://127.0.0.1:<port>/v1")`,
+  or the media host with `OPENAI_BASE_URL=ws://127.0.0.1:<port>/v1`).
+
+Every path speaks the GA protocol and takes the model as `model` or `deployment`; an `api-version` is
+accepted on all of them (the Azure client sends one wherever it is pointed). Any credential is accepted
+unless `EngineConfig.api_key` is set; then `api-key: <key>` (or the same key as a bearer token or
+`api-key` query parameter, as Azure accepts) is required.
 """
 
 from __future__ import annotations
@@ -48,12 +59,17 @@ class Engine:
 
 
 ENGINE = web.AppKey("realtime_engine", Engine)
+AZURE_GA_PATH = "/openai/v1/realtime"
+AZURE_DEPLOYMENT_PATH = "/openai/realtime"  # what AsyncAzureOpenAI(...).realtime.connect() builds
+OPENAI_PATH = "/v1/realtime"
+REALTIME_PATHS = (AZURE_GA_PATH, AZURE_DEPLOYMENT_PATH, OPENAI_PATH)
 
 
 def create_app(config: EngineConfig | None = None) -> web.Application:
     config = config or EngineConfig()
     app = web.Application()
-    app.router.add_get("/openai/v1/realtime", realtime_socket)
+    for path in REALTIME_PATHS:
+        app.router.add_get(path, realtime_socket)
     app.router.add_get("/healthz", healthz)
 
     async def engine(app: web.Application) -> AsyncIterator[None]:
@@ -79,18 +95,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def realtime_socket(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    if "api-version" in request.query:  # as Azure: the GA /openai/v1 path takes none
-        raise web.HTTPBadRequest(text="api-version is not used by the GA endpoint /openai/v1/realtime")
-    model = request.query.get("model")
+    if request.path == AZURE_DEPLOYMENT_PATH and not request.query.get("api-version"):
+        raise web.HTTPBadRequest(text="the api-version query parameter is required on /openai/realtime")
+    model = request.query.get("model") or request.query.get("deployment")
     if not model:
-        raise web.HTTPBadRequest(text="the model query parameter (the deployment name) is required")
+        raise web.HTTPBadRequest(
+            text="the model (or deployment) query parameter, the model or deployment name, is required"
+        )
     if engine.config.api_key is not None and not _authorised(request, engine.config.api_key):
         raise web.HTTPUnauthorized(text="missing or wrong api-key")
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
     if not ws.can_prepare(request).ok:
         raise web.HTTPUpgradeRequired(text="this endpoint speaks WebSocket only")
     await ws.prepare(request)
-    session = EngineSession(ws, engine, model)
+    session = EngineSession(ws, engine, model, request.path)
     engine.sessions.add(session)
     try:
         await session.run()
@@ -123,7 +141,7 @@ class EngineServer:
 
     async def start(self) -> str:
         self._runner, self.url = await serve(self.app, self._host, self._port)
-        log.info("offline realtime engine at %s/openai/v1/realtime", self.url)
+        log.info("offline realtime engine at %s%s", self.url, AZURE_GA_PATH)
         return self.url
 
     async def close(self) -> None:

@@ -35,6 +35,7 @@ from .listening import EmptyBuffer, Listener, SpeechStarted, TurnEnded
 from .protocol import ClientError, Item
 from .speech import VOICES
 from .speech import voice as espeak
+from .tool_arguments import fit_arguments
 
 if TYPE_CHECKING:
     from .server import Engine
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = p.BYTES_PER_MS * 1000  # audio handed to the listener thread in one go
 MAX_APPEND_BYTES = 15 * 1024 * 1024  # the Realtime API's limit for one append
 INBOX_SIZE = 2000  # client events waiting; the reader blocks (TCP back-pressure) beyond this
+ARGUMENT_DELTA_CHARS = 24  # function call arguments per response.function_call_arguments.delta
 BINARY = "\0binary"  # stands for a binary WebSocket message in the inbox
 _QUOTED = re.compile(r"""\bsay\b[^"\u201c]{0,40}["\u201c]([^"\u201d]+)["\u201d]""", re.IGNORECASE)
 
@@ -61,6 +63,7 @@ class TurnStats:
 @dataclass
 class SessionStats:
     session_id: str
+    path: str = ""  # where the client connected (/openai/v1/realtime, /openai/realtime, /v1/realtime)
     turns: list[TurnStats] = field(default_factory=list)
     responses: int = 0
     cancelled: int = 0
@@ -89,12 +92,13 @@ class LiveResponse:
 
 
 class EngineSession:
-    def __init__(self, ws: web.WebSocketResponse, engine: Engine, model: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, engine: Engine, model: str, path: str = "") -> None:
         self._ws = ws
         self._engine = engine
+        self._id = p.new_id("sess")
         self._session = p.default_session(model)
         self._settings = p.settings_of(self._session)
-        self.stats = SessionStats(self._session["id"])
+        self.stats = SessionStats(self._id, path)
         self._items: dict[str, Item] = {}
         self._dialog = Dialog(self._settings.tools)
         self._listener: Listener | None = None
@@ -110,7 +114,7 @@ class EngineSession:
 
     @property
     def id(self) -> str:
-        return str(self._session["id"])
+        return self._id
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -316,14 +320,14 @@ class EngineSession:
             )
         turn = TurnStats(item_id, ev.audio_start_ms, ev.audio_end_ms, ev.transcript, ev.asr_cpu_ms)
         self.stats.turns.append(turn)
-        self._commit_user(item_id, ev.transcript)
+        self._commit_user(item_id, ev.transcript, ev.audio_end_ms - ev.audio_start_ms)
         if ev.by_vad and self._settings.create_response:
             if self._response is None:
                 self._respond(turn=turn, end_of_turn_at=ev.detected_at)
             else:
                 self._auto_pending, self._auto_turn = True, turn
 
-    def _commit_user(self, item_id: str, transcript: str) -> None:
+    def _commit_user(self, item_id: str, transcript: str, duration_ms: int) -> None:
         previous = self._last_item_id()
         item = Item(item_id, "message", role="user", content_type="input_audio", text=transcript)
         item.transcript_pending = True
@@ -337,6 +341,9 @@ class EngineSession:
                     "item_id": item_id,
                     "content_index": 0,
                     "transcript": transcript,
+                    "usage": p.transcription_usage(
+                        self._settings.transcription_model, transcript, max(0, duration_ms)
+                    ),
                 }
             )
         self._emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item.wire()})
@@ -508,7 +515,7 @@ class EngineSession:
             {
                 "type": "response.content_part.added",
                 **self._where(resp),
-                "part": {"type": item.content_type, "text" if text_only else "transcript": ""},
+                "part": item.event_part(),
             }
         )
         resp.task = self._spawn(self._speak(resp, end_of_turn_at), f"response:{resp.id}")
@@ -625,7 +632,7 @@ class EngineSession:
         else:
             self._emit({"type": "response.output_audio_transcript.done", **where, "transcript": item.text})
             self._emit({"type": "response.output_audio.done", **where})
-        self._emit({"type": "response.content_part.done", **where, "part": item.part()})
+        self._emit({"type": "response.content_part.done", **where, "part": item.event_part()})
         self._emit(
             {
                 "type": "response.output_item.done",
@@ -647,7 +654,9 @@ class EngineSession:
         outputs = [item]
         call = reply.tool_call
         if completed and call is not None and call.name in self._settings.tools:
-            outputs.append(self._function_call(resp, call.name, json.dumps(call.arguments)))
+            # the arguments the declared schema asks for, not merely the ones the assistant had in mind
+            arguments = fit_arguments(self._settings.tool_parameters.get(call.name), call.arguments)
+            outputs.append(self._function_call(resp, call.name, json.dumps(arguments)))
         self.stats.audio_out_ms += item.audio_ms
         response = self._response_object(resp, status, outputs, reason)
         if error is not None:
@@ -671,7 +680,9 @@ class EngineSession:
             }
         )
         self._add_item(call, self._last_item_id())
-        self._emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
+        for start in range(0, len(arguments), ARGUMENT_DELTA_CHARS):  # streamed in pieces, as a model writes
+            delta = arguments[start : start + ARGUMENT_DELTA_CHARS]
+            self._emit({"type": "response.function_call_arguments.delta", **where, "delta": delta})
         call.arguments, call.status = arguments, "completed"
         self._emit(
             {"type": "response.function_call_arguments.done", **where, "name": name, "arguments": arguments}
@@ -710,7 +721,7 @@ class EngineSession:
             "status": status,
             "status_details": None if reason is None else {"type": status, "reason": reason},
             "output": [i.wire() for i in output or []],
-            "conversation_id": self._session["id"].replace("sess_", "conv_"),
+            "conversation_id": self._id.replace("sess_", "conv_"),
             "output_modalities": ["text"] if resp.text_only else ["audio"],
             "audio": {
                 "output": {"format": {"type": "audio/pcm", "rate": p.RATE}, "voice": self._settings.voice}

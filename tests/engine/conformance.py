@@ -81,6 +81,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
         "item_id": _STR,
         "content_index": _INT,
         "transcript": _STR,
+        "usage": _OBJ,
     },
     "response.created": {"response": _OBJ},
     "response.output_item.added": {"response_id": _STR, "output_index": _INT, "item": _OBJ},

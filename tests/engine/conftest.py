@@ -17,6 +17,7 @@ from media_host.tools import EndCall, tool_schema
 
 from .caller import frames
 from .conformance import WITH_RETRIEVE, problems
+from .sdk_events import sdk_problems
 
 # Exactly what the media host sends (its own translator builds it), so the engine is tested against it.
 GA_SESSION = json.loads(
@@ -172,3 +173,4 @@ async def connect(
         await client.close()
     for client in clients:  # whatever a test did, every server event it got must be well formed
         assert problems(client.events, WITH_RETRIEVE) == []
+        assert sdk_problems(client.raw) == []  # ...and exactly what the official SDK's types declare

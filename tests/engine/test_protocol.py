@@ -251,6 +251,45 @@ async def test_malformed_client_events_get_errors_and_the_session_goes_on(connec
         ({"type": "response.cancel"}, "response_cancel_not_active"),
         ({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty"),
         ({"type": "response.create", "response": "now"}, "invalid_type"),
+        # fields no GA session type declares (the beta shape's, a Chat Completions habit) are refused
+        (
+            {"type": "session.update", "session": {"type": "realtime", "temperature": 0.8}},
+            "unknown_parameter",
+        ),
+        (
+            {
+                "type": "session.update",
+                "session": {"type": "realtime", "audio": {"output": {"format": "pcm16"}}},
+            },
+            "invalid_type",
+        ),
+        (
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"turn_detection": {"type": "semantic_vad", "threshold": 0.5}}},
+                },
+            },
+            "unknown_parameter",
+        ),
+        (
+            {
+                "type": "session.update",
+                "session": {"type": "realtime", "tools": [{"type": "function", "name": "f", "strict": True}]},
+            },
+            "unknown_parameter",
+        ),
+        (
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "tools": [{"type": "function", "name": "f", "parameters": {"type": "string"}}],
+                },
+            },
+            "invalid_value",
+        ),
     ]
     for event, _ in bad:
         if isinstance(event, bytes):
@@ -267,6 +306,13 @@ async def test_malformed_client_events_get_errors_and_the_session_goes_on(connec
     assert [e["code"] for e in errors] == [code for _, code in bad]
     assert all(e["type"] == "invalid_request_error" and e["message"] for e in errors)
     assert errors[3]["event_id"] == "evt_7"
+    unknown = [e for e in errors if e["code"] == "unknown_parameter"]
+    assert [e["param"] for e in unknown] == [
+        "session.temperature",
+        "session.audio.input.turn_detection.threshold",
+        "session.tools[0].strict",
+    ]
+    assert unknown[0]["message"] == "Unknown parameter: 'session.temperature'."
     assert done["status"] == "completed" and client.transcript_of(done["id"]) == GREETING
     assert len(client.of_type("session.updated")) == 1  # the bad updates changed nothing
     assert client.of_type("session.updated")[0]["session"]["audio"]["output"]["voice"] == "sage"
@@ -400,16 +446,25 @@ async def test_the_socket_door_checks_model_key_and_version(start_engine: StartE
         client = await connect_to(server.url, headers=headers)
         assert (await client.wait_for("session.created"))["session"]["model"] == "gpt-realtime"
         await client.close()
+    key = {"api-key": "engine-key"}
     async with aiohttp.ClientSession() as http:
         base = f"{server.url}/openai/v1/realtime"
-        async with http.get(
-            f"{base}?model=m&api-version=2025-04-01-preview", headers={"api-key": "engine-key"}
-        ) as r:
-            assert r.status == 400
-        async with http.get(base, headers={"api-key": "engine-key"}) as r:
-            assert r.status == 400
-        async with http.get(f"{base}?model=m", headers={"api-key": "engine-key"}) as r:
+        async with http.get(base, headers=key) as r:
+            assert r.status == 400  # no model
+        async with http.get(f"{base}?model=m", headers=key) as r:
             assert r.status == 426  # not a WebSocket upgrade
+        # AsyncAzureOpenAI sends its api-version wherever it is pointed, and names the model `deployment`
+        async with http.get(f"{base}?api-version=2025-08-28&deployment=m", headers=key) as r:
+            assert r.status == 426
+        deployment_path = f"{server.url}/openai/realtime"
+        async with http.get(f"{deployment_path}?api-version=2025-08-28&deployment=m", headers=key) as r:
+            assert r.status == 426
+        async with http.get(f"{deployment_path}?deployment=m", headers=key) as r:
+            assert r.status == 400  # that path, as Azure's, needs an api-version
+        async with http.get(f"{server.url}/v1/realtime?model=m", headers=key) as r:
+            assert r.status == 426  # api.openai.com's path
+        async with http.get(f"{server.url}/v1/realtime?model=m", headers={"api-key": "wrong"}) as r:
+            assert r.status == 401
         async with http.get(f"{server.url}/healthz") as r:
             assert r.status == 200 and (await r.json())["status"] == "ok"
 
@@ -424,3 +479,12 @@ async def test_audio_deltas_are_100_ms_pcm_and_time_the_item(connect: Connect) -
     assert 3.0 < sum(map(len, deltas)) / 48_000 < 7.0  # the greeting lasts a few seconds
     words = "".join(e["delta"] for e in client.of_type("response.output_audio_transcript.delta"))
     assert words == GREETING == client.transcript_of(done["id"])
+
+
+async def test_a_new_turn_detection_replaces_the_old_one_whole(connect: Connect) -> None:
+    client = await connect(pace=0)
+    await client.update()
+    semantic = {"type": "semantic_vad", "eagerness": "high", "create_response": True}
+    session = (await client.update(turn_detection=semantic))["session"]
+    assert session["audio"]["input"]["turn_detection"] == semantic  # no server_vad threshold left behind
+    assert "id" not in session and "object" not in session  # not in the SDK's session type
