@@ -33,7 +33,7 @@ async def run_up(host: str, port: int, out_dir: Path) -> int:
         ]
         if missing:
             print(
-                f"real ACS needs {', '.join(missing)}: set them in .env (see README, Connect a real number)",
+                f"real ACS needs {', '.join(missing)}: set them in .env (see docs/deploy.md, Connect a real ACS number to a laptop)",
                 file=sys.stderr,
             )
             return CONFIGURATION
@@ -78,7 +78,7 @@ ACS is emulated ({stack.emulator.rest.endpoint}). Talk to the assistant from the
 outbound call (the emulated callee answers and stays silent):
   curl -X POST '{local}/api/calls?code={stack.function_key}' -H 'content-type: application/json' \\
        -d '{{"target": "+14255550123", "profile": "restaurant"}}'
-To have a real ACS number call this laptop, see README.md, "Connect a real number". Ctrl-C stops everything.""",
+To have a real ACS number call this laptop, see docs/deploy.md, "Connect a real ACS number to a laptop". Ctrl-C stops everything.""",
             flush=True,
         )
     stop = asyncio.Event()

@@ -105,7 +105,7 @@ class CallObserver(Protocol):
 
 
 class AuditTrail:
-    """The call's events as Application Insights records (README: "For auditors")."""
+    """The call's events as Application Insights records (docs/auditors.md)."""
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._t = telemetry
