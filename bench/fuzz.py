@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.media_load import TAG, HostFailed, HostProcess, acs_settings, free_port, host_env
+from bench.media_load import FILL_FRAMES, TAG, HostFailed, HostProcess, acs_settings, free_port, host_env
 from bench.mutations import Bad, acs_message, model_event
 from emulators.acs.call_automation import CallAutomationStandIn
 from emulators.acs.media_leg import MediaLeg
@@ -42,7 +42,6 @@ MODEL_KEY = "bench-model-key"
 FRAME_BYTES = 960  # 20 ms at 24 kHz: both directions are a byte-exact pass-through
 FRAME_S = 0.020
 IN_MAGIC, OUT_MAGIC, FILL_MAGIC = b"FI", b"FO", b"FF"
-FILL_FRAMES = 5  # after the last valid frame: MEDIA_MODEL_APPEND_MS holds at most 4 for the next append
 MAX_FRAME_BYTES = 65_536  # the host's MEDIA_MAX_FRAME_BYTES default: larger ACS messages are dropped
 VALID_SHARE = 0.35  # of the messages on each socket
 ROUNDS = 2

@@ -71,6 +71,7 @@ from emulators.twilio.media_stream import new_sid
 from emulators.twilio.rest import TwilioRestStandIn
 from media_host import event_loop
 from media_host.app import raise_open_file_limit
+from media_host.settings import AUDIO_CHUNKS
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
@@ -103,7 +104,8 @@ SPEAK_MAGIC = b"O2"  # model -> caller, phase 2
 PROBE_MAGIC = b"O3"  # model -> caller, phase 3
 BARGE_MAGIC = b"O4"  # model -> caller, phase 4: audio a barge-in cuts, so never counted as lost
 FILL_MAGIC = b"FI"  # caller -> model after the last measured frame: pushes out what the host holds
-FILL_FRAMES = 5  # MEDIA_MODEL_APPEND_MS holds at most 100 ms (4 frames) for the next append
+# the longest append MEDIA_MODEL_APPEND_MS allows, in frames: the host holds at most one frame less of it
+FILL_FRAMES = int(AUDIO_CHUNKS[-1]) // 20
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,17 @@ class BargeIn:
     speech_started: float  # when the model sent `input_audio_buffer.speech_started`
 
 
+def audio_delta(response_id: str, item_id: str, audio: bytes) -> dict[str, Any]:
+    return {
+        "type": "response.output_audio.delta",
+        "response_id": response_id,
+        "item_id": item_id,
+        "output_index": 0,
+        "content_index": 0,
+        "delta": base64.b64encode(audio).decode("ascii"),
+    }
+
+
 @dataclass
 class ModelConn:
     """One realtime socket the media host opened; `call` is learnt from the first tagged append."""
@@ -406,16 +419,7 @@ class ModelConn:
         seqs = range(self.out_seq, self.out_seq + frames)
         self.out_seq += frames
         audio = b"".join(self.audio.frame(magic, self.call, seq) for seq in seqs)
-        text = json.dumps(
-            {
-                "type": "response.output_audio.delta",
-                "response_id": response_id,
-                "item_id": item_id,
-                "output_index": 0,
-                "content_index": 0,
-                "delta": base64.b64encode(audio).decode("ascii"),
-            }
-        )
+        text = json.dumps(audio_delta(response_id, item_id, audio))
         if self.ws.closed:
             return
         sent = now()
@@ -431,16 +435,7 @@ class ModelConn:
             self.audio.frame(BARGE_MAGIC, self.call, seq) for seq in range(first_seq, first_seq + frames)
         )
         self.barge_frames_sent += frames
-        await self.send(
-            {
-                "type": "response.output_audio.delta",
-                "response_id": response_id,
-                "item_id": item_id,
-                "output_index": 0,
-                "content_index": 0,
-                "delta": base64.b64encode(audio).decode("ascii"),
-            }
-        )
+        await self.send(audio_delta(response_id, item_id, audio))
 
     async def speech_started(self, number: int, response_id: str, item_id: str) -> None:
         """Server VAD heard the caller over `response_id`: recorded with the time it was sent."""

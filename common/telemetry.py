@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import time
@@ -130,6 +131,20 @@ _OPERATION: ContextVar[Operation | None] = ContextVar("telemetry_operation", def
 def current_operation() -> Operation | None:
     """The incoming request being handled here, if any."""
     return _OPERATION.get()
+
+
+_ID = re.compile(r"[A-Za-z0-9._:+*@-]{1,128}")  # GUID-like ids, ACS users (8:acs:<id>_<id>), +81******5678
+_SERVER_CALL_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,512}")  # base64 of a conversation URL, ~200 characters
+
+
+def checked_id(value: str | None, pattern: re.Pattern[str] = _ID) -> str:
+    """An id from outside (a header, a URL) as a call's records may carry it, or "" if it is not one:
+    these values end up in every log line and telemetry record of the call."""
+    return value if value is not None and pattern.fullmatch(value) else ""
+
+
+def checked_server_call_id(value: str | None) -> str:
+    return checked_id(value, _SERVER_CALL_ID)
 
 
 class Telemetry:

@@ -9,7 +9,6 @@ bounded by a timeout.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import azure.functions as func
@@ -17,7 +16,7 @@ import azure.functions as func
 from common.acs_jwt import JwtRejected
 from common.acs_requests import AcsError, hang_up
 from common.phone import mask_phone_numbers
-from common.telemetry import CallIds
+from common.telemetry import CallIds, checked_id
 
 from .call_events import (
     CallEvent,
@@ -39,9 +38,6 @@ bp = blueprint()
 NEEDS = (*ACS_JWT, *ACS_CLIENT)
 HANG_UP_TIMEOUT_SECONDS = 5.0
 
-_SHOWN_NUMBER = re.compile(
-    r"[+0-9*]{1,32}|[0-9]{1,3}:[a-z]{1,16}:[A-Za-z0-9_-]{1,160}"
-)  # a number (masked or not), a user
 _INFO = frozenset({"CallConnected", "MediaStreamingStarted", "MediaStreamingStopped", "CallDisconnected"})
 _ERRORS = frozenset({"AnswerFailed", "CreateCallFailed", "CallTransferFailed"})
 
@@ -74,7 +70,7 @@ async def callbacks(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(exc.status, str(exc))
     caller = req.params.get("caller", "")  # as answer_call/create_call put it in the callback URL
     for event in events:
-        await _handle(rt, event, caller if _SHOWN_NUMBER.fullmatch(caller) else "")
+        await _handle(rt, event, checked_id(caller))
     return json_response({"received": len(events)})
 
 

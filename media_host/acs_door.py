@@ -7,10 +7,10 @@ import logging
 from aiohttp import web
 
 from common.acs_jwt import JwtRejected
-from common.telemetry import CallIds
+from common.telemetry import CallIds, checked_id, checked_server_call_id
 
 from .acs_leg import AcsLeg
-from .host import HOST, Door, checked_id, checked_server_call_id, door
+from .host import HOST, Door, door
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,9 +33,6 @@ from .tools import Tool
 from .twilio_control import TwilioControl
 
 log = logging.getLogger(__name__)
-
-_ID = re.compile(r"[A-Za-z0-9._:+*@-]{1,128}")  # ACS's ids are GUID-like; a masked number is +81******5678
-_SERVER_CALL_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,512}")  # base64 of a conversation URL, ~200 characters
 
 
 @dataclass
@@ -68,16 +64,6 @@ class MediaHost:
 
 
 HOST = web.AppKey("media_host", MediaHost)
-
-
-def checked_id(value: str | None, pattern: re.Pattern[str] = _ID) -> str:
-    """An id from outside as the call's records may carry it, or "" if it is not one: these values end
-    up in every log line and telemetry record of the call."""
-    return value if value is not None and pattern.fullmatch(value) else ""
-
-
-def checked_server_call_id(value: str | None) -> str:
-    return checked_id(value, _SERVER_CALL_ID)
 
 
 def door(

@@ -17,11 +17,11 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from common.telemetry import CallIds
+from common.telemetry import CallIds, checked_id
 from common.twilio_auth import CallTokenRejected, valid_twilio_signature, verify_call_token
 
 from . import twilio_media as tm
-from .host import HOST, Door, checked_id, door
+from .host import HOST, Door, door
 from .twilio_leg import TwilioLeg
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from common.settings_reader import SettingsError, SettingsReader
-from common.telemetry import CallIds, Telemetry, TelemetrySettings
+from common.telemetry import CallIds, Telemetry, TelemetrySettings, checked_id, checked_server_call_id
 from emulators.app_insights import IngestionEndpoint
 
 CALLER = "+819012345678"
@@ -197,3 +197,13 @@ def test_settings_are_validated() -> None:
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING has no InstrumentationKey=" in str(caught.value)
     assert "AUDIT_TRANSCRIPTS='maybe' must be true or false" in str(caught.value)
     assert (settings.use_aad, settings.aad_client_id) == (True, "abc")
+
+
+def test_ids_from_outside_are_recorded_only_if_they_look_like_ids() -> None:
+    assert checked_id("+81******5678") == "+81******5678"
+    assert checked_id("8:acs:0b5e1d7c_5c1e2f0a-1111") == "8:acs:0b5e1d7c_5c1e2f0a-1111"
+    for bad in ("<script>", "a\nb", "x" * 129, "", None):
+        assert checked_id(bad) == ""
+    server_call_id = "aHR0cHM6Ly9zdGFuZC1pbi5pbnZhbGlkL2NvbnYvYWJj" * 4 + "=="  # base64 of a URL, ~180 chars
+    assert checked_server_call_id(server_call_id) == server_call_id
+    assert checked_server_call_id("not base64!") == "" and checked_id(server_call_id) == ""

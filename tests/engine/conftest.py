@@ -35,23 +35,66 @@ GA_SESSION = json.loads(
 )["session"]
 
 
-class RealtimeClient:
+class EventLog:
+    """Server events as a client received them, in order, and waits on them."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        self._arrived.set()
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    async def wait_for(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        where: Callable[[dict[str, Any]], bool] = lambda e: True,
+        timeout: float = 20.0,
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                matches = [e for e in self.of_type(kind) if where(e)]
+                if len(matches) >= count:
+                    return matches[count - 1]
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def response_done(self, count: int, timeout: float = 20.0) -> dict[str, Any]:
+        response: dict[str, Any] = (await self.wait_for("response.done", count=count, timeout=timeout))[
+            "response"
+        ]
+        return response
+
+    def transcript_of(self, response_id: str) -> str:
+        done = [
+            e
+            for e in self.of_type("response.output_audio_transcript.done")
+            if e["response_id"] == response_id
+        ]
+        return str(done[-1]["transcript"]) if done else ""
+
+
+class RealtimeClient(EventLog):
     """A bare Realtime API client that records every server event it receives, in order."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, session: aiohttp.ClientSession) -> None:
+        super().__init__()
         self.ws = ws
         self._http = session
-        self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
-        self._arrived = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for msg in self.ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self.raw.append(msg.data)
-                self.events.append(json.loads(msg.data))
-                self._arrived.set()
+                self.record(json.loads(msg.data))
 
     async def send(self, event: dict[str, Any]) -> None:
         await self.ws.send_str(json.dumps(event))
@@ -72,39 +115,6 @@ class RealtimeClient:
             await self.ws.send_str(
                 '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(frame).decode() + '"}'
             )
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
-
-    async def wait_for(
-        self,
-        kind: str,
-        *,
-        count: int = 1,
-        where: Callable[[dict[str, Any]], bool] = lambda e: True,
-        timeout: float = 10.0,
-    ) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                matches = [e for e in self.of_type(kind) if where(e)]
-                if len(matches) >= count:
-                    return matches[count - 1]
-                self._arrived.clear()
-                await self._arrived.wait()
-
-    async def response_done(self, count: int, timeout: float = 15.0) -> dict[str, Any]:
-        response: dict[str, Any] = (await self.wait_for("response.done", count=count, timeout=timeout))[
-            "response"
-        ]
-        return response
-
-    def transcript_of(self, response_id: str) -> str:
-        done = [
-            e
-            for e in self.of_type("response.output_audio_transcript.done")
-            if e["response_id"] == response_id
-        ]
-        return str(done[-1]["transcript"]) if done else ""
 
     def audio_of(self, response_id: str) -> bytes:
         return b"".join(

@@ -42,7 +42,7 @@ from emulators.realtime.protocol import (
 
 from .caller import frames, script
 from .conformance import problems
-from .conftest import GA_SESSION, StartEngine
+from .conftest import GA_SESSION, EventLog, StartEngine
 from .sdk_events import SDK_EVENT_CLASSES, NotSdkConformant, sdk_problems, strict_event
 
 KEY = "engine-test-key"
@@ -124,15 +124,14 @@ CLIENTS = [
 ]
 
 
-class Recorder:
+class Recorder(EventLog):
     """Reads a live SDK connection the way `recv()` does (`recv_bytes` + `parse_event`), keeping both."""
 
     def __init__(self, conn: AsyncRealtimeConnection) -> None:
+        super().__init__()
         self.conn = conn
         self.raw: list[bytes] = []
         self.parsed: list[RealtimeServerEvent] = []
-        self.events: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -141,32 +140,9 @@ class Recorder:
                 raw = await self.conn.recv_bytes()
                 self.raw.append(raw)
                 self.parsed.append(self.conn.parse_event(raw))
-                self.events.append(json.loads(raw))
-                self._arrived.set()
+                self.record(json.loads(raw))
         except ConnectionClosed:
             return
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
-
-    async def wait_for(
-        self, kind: str, *, count: int = 1, where: Callable[[dict[str, Any]], bool] = lambda e: True
-    ) -> dict[str, Any]:
-        async with asyncio.timeout(20):
-            while True:
-                matches = [e for e in self.of_type(kind) if where(e)]
-                if len(matches) >= count:
-                    return matches[count - 1]
-                self._arrived.clear()
-                await self._arrived.wait()
-
-    async def response_done(self, count: int) -> dict[str, Any]:
-        event = await self.wait_for("response.done", count=count)
-        return cast(dict[str, Any], event["response"])
-
-    def transcript_of(self, response_id: str) -> str:
-        done = self.of_type("response.output_audio_transcript.done")
-        return next((str(e["transcript"]) for e in done if e["response_id"] == response_id), "")
 
     async def stop(self) -> None:
         self._task.cancel()
