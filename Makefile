@@ -74,12 +74,14 @@ run: setup
 all-in-one: setup
 	exec $(DOTENV) $(BIN)/python -m all_in_one
 
-# ACS and Twilio calls through the media host (bench/README.md); about 2 minutes.
+# ACS and Twilio calls through the media host (bench/README.md); ACS at 16 kHz is resampled both ways.
+# About 4 minutes.
 bench: setup
 	$(BIN)/python -m bench.media_load --calls 1 --seconds 10
 	$(BIN)/python -m bench.media_load --calls 50 --seconds 10
 	$(BIN)/python -m bench.media_load --provider twilio --calls 50 --seconds 10
 	$(BIN)/python -m bench.media_load --calls 100 --seconds 10 --tls --bench-loop uvloop
+	$(BIN)/python -m bench.media_load --calls 100 --seconds 10 --tls --bench-loop uvloop --rate 16
 
 # Calls per core: more calls until one of issue 12's criteria fails (bench/README.md); several minutes.
 saturation: setup

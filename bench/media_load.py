@@ -2,7 +2,7 @@
 loopback.
 
     python -m bench.media_load [--provider acs|twilio] --calls 50 --seconds 10 [--tls]
-        [--loop uvloop|asyncio] [--json out.json]
+        [--rate 16|24] [--loop uvloop|asyncio] [--json out.json]
 
 The media host runs as a separate process (`python -m media_host`, its real command), so its CPU is
 measured on its own pid with psutil and the load generator's CPU is not counted. Everything else
@@ -25,6 +25,9 @@ Phases (each `--seconds` long unless its own flag says otherwise; 0 skips one), 
 
 Frames are tagged (magic, call, sequence number in the first 12 bytes). ACS at 24 kHz and Twilio with
 an `audio/pcmu` model are pass-throughs in both directions, so each frame is recognised on the far side.
+ACS at 16 kHz (`--rate 16`) is resampled both ways (the model speaks PCM16 at 24 kHz), which no tag
+survives: frames are then known by their position in each call's stream (`Framing`), the calls are
+dialled one at a time so that each model socket is known to be its caller's, and phase 4 is skipped.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ from emulators.twilio.media_stream import new_sid
 from emulators.twilio.rest import TwilioRestStandIn
 from media_host import event_loop
 from media_host.app import raise_open_file_limit
-from media_host.settings import AUDIO_CHUNKS
+from media_host.audio_paths import LegAudio, ToModel
+from media_host.settings import AUDIO_CHUNKS, MediaSettings
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIENCE = "0b5e1d7c-3a2f-4c6e-8d9a-7f1e2b3c4d5e"  # the ACS immutable resource id the host expects
@@ -104,8 +108,10 @@ SPEAK_MAGIC = b"O2"  # model -> caller, phase 2
 PROBE_MAGIC = b"O3"  # model -> caller, phase 3
 BARGE_MAGIC = b"O4"  # model -> caller, phase 4: audio a barge-in cuts, so never counted as lost
 FILL_MAGIC = b"FI"  # caller -> model after the last measured frame: pushes out what the host holds
-# the longest append MEDIA_MODEL_APPEND_MS allows, in frames: the host holds at most one frame less of it
-FILL_FRAMES = int(AUDIO_CHUNKS[-1]) // 20
+# what the host can hold of a caller's stream, in frames: the longest append MEDIA_MODEL_APPEND_MS allows
+# less one, and what soxr keeps back when it resamples (up to 3 frames at VHQ, 16 -> 24 kHz)
+RESAMPLER_HOLD_FRAMES = 3
+FILL_FRAMES = int(AUDIO_CHUNKS[-1]) // 20 + RESAMPLER_HOLD_FRAMES
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ class Audio:
         return TAG.pack(magic, call, seq) + bytes([self.silence]) * (self.frame_bytes - TAG.size)
 
 
-PCM24 = Audio("24 kHz", 24_000, 960, 0)  # ACS `pcm24KMono`, the production default
+PCM24 = Audio("24 kHz", 24_000, 960, 0)  # ACS `pcm24KMono`, the production default; the model's own
+PCM16 = Audio("16 kHz, resampled to the model's 24 kHz", 16_000, 640, 0)  # ACS `pcm16KMono`
 ULAW8 = Audio("Twilio μ-law 8 kHz", 8000, 160, 0xFF)  # Twilio's only format; the model takes it as is
 
 
@@ -139,14 +146,299 @@ async def sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
+# -- how a frame is known on the far side ---------------------------------------------------------
+Frame = tuple[float, bytes, int]  # a frame the caller received: (arrival, magic, sequence number)
+
+
+class Framing(ABC):
+    """How the far side knows each 20 ms frame: by its tag where the host passes audio through byte for
+    byte, by its position in its call's stream where the host resamples it (no tag survives that)."""
+
+    tagged: ClassVar[bool]
+
+    @abstractmethod
+    def caller_takes(self, leg: CallerLeg, at: float, raw: bytes) -> int:
+        """Assistant audio one message brought the caller: its frames into `leg.out_frames` (those of
+        phase 4 apart), each arriving when it starts to play. Returns the number of frames."""
+
+    @abstractmethod
+    def model_takes(self, model: BenchModel, conn: ModelConn, at: float, raw: bytes) -> None:
+        """The caller's audio one `input_audio_buffer.append` brought: its frames into `conn.in_recv`."""
+
+    @abstractmethod
+    def configure(self, caller: Audio, model: Audio, settings: MediaSettings) -> None:
+        """The host's settings, as it reads them, once known."""
+
+    @abstractmethod
+    def socket_opened(self, model: BenchModel, conn: ModelConn) -> None:
+        """A model socket opened: by position, it is the call whose turn it is (`dial`)."""
+
+    async def dial(self, legs: Sequence[CallerLeg], model: BenchModel, url: str) -> None:
+        """Every call, all at once: each model socket is known by the tag of its first append."""
+        await gather_bounded([leg.dial(url) for leg in legs], timeout=30.0)
+
+    @abstractmethod
+    def check_sockets(self) -> None:
+        """After the run: raise if a model socket cannot be matched to its caller."""
+
+    def received(self, leg: CallerLeg, conn: ModelConn) -> list[Frame]:
+        """The frames the caller received, each with the magic and number the model sent it with."""
+        return leg.out_frames
+
+    @abstractmethod
+    def inbound_settled(self, legs: Sequence[CallerLeg], model: BenchModel) -> bool:
+        """Everything the callers sent (what the host may hold at the end apart) has reached the model."""
+
+    @abstractmethod
+    def counts(self, legs: Sequence[CallerLeg], model: BenchModel, out_of_order: int) -> dict[str, Any]:
+        """Frames sent, received, lost and duplicated both ways (the JSON's `frames`)."""
+
+
+class Tagged(Framing):
+    """Pass-through audio: every frame carries its tag (magic, call, sequence number) to the far side."""
+
+    tagged = True
+
+    def configure(self, caller: Audio, model: Audio, settings: MediaSettings) -> None:
+        pass  # the audio passes through: nothing of the host's to reckon with
+
+    def socket_opened(self, model: BenchModel, conn: ModelConn) -> None:
+        pass  # its call is the one its first append is tagged with (`model_takes`)
+
+    def check_sockets(self) -> None:
+        pass  # a socket's frames carry their call: a foreign one is counted (`foreign_appends`)
+
+    def caller_takes(self, leg: CallerLeg, at: float, raw: bytes) -> int:
+        size = leg.audio.frame_bytes
+        frames = 0
+        barged: Counter[int] | None = None  # phase 4: frames by barge-in number
+        for offset in range(0, len(raw) - size + 1, size):
+            tag = TAG.unpack_from(raw, offset)
+            magic = bytes(tag[0])
+            if magic not in (SPEAK_MAGIC, PROBE_MAGIC, BARGE_MAGIC) or tag[1] != leg.index:
+                leg.bad_frames["untagged"] += 1
+                continue
+            if magic == BARGE_MAGIC:
+                leg.barge_frames += 1
+                barged = barged if barged is not None else Counter()
+                barged[int(tag[2]) // BARGE_SEQ_STRIDE] += 1
+            else:
+                leg.out_frames.append((at + frames * FRAME_S, magic, int(tag[2])))
+            frames += 1
+        if barged is not None:
+            leg.barge_messages.extend((at, number, count) for number, count in barged.items())
+        return frames
+
+    def model_takes(self, model: BenchModel, conn: ModelConn, at: float, raw: bytes) -> None:
+        size = model.audio.frame_bytes
+        for offset in range(0, len(raw) - size + 1, size):
+            magic, call, seq = TAG.unpack_from(raw, offset)
+            if magic == FILL_MAGIC:
+                continue
+            if magic != IN_MAGIC:
+                conn.untagged_appends += 1
+                continue
+            if conn.call is None and call not in model.by_call:
+                conn.call = call
+                model.by_call[call] = conn
+            if call != conn.call:
+                conn.foreign_appends += 1
+                continue
+            conn.in_recv.append((at, seq))
+
+    def inbound_settled(self, legs: Sequence[CallerLeg], model: BenchModel) -> bool:
+        return sum(len(c.in_recv) for c in model.conns) >= sum(len(leg.in_sent_at) for leg in legs)
+
+    def counts(self, legs: Sequence[CallerLeg], model: BenchModel, out_of_order: int) -> dict[str, Any]:
+        in_sent = sum(len(leg.in_sent_at) for leg in legs)
+        in_recv_unique = sum(len({seq for _, seq in c.in_recv}) for c in model.conns)
+        in_recv = sum(len(c.in_recv) for c in model.conns)
+        out_sent = sum(len(c.out_sent) for c in model.conns)
+        out_recv_unique = sum(len({(m, seq) for _, m, seq in leg.out_frames}) for leg in legs)
+        out_recv = sum(len(leg.out_frames) for leg in legs)
+        return {
+            "inbound_sent": in_sent,
+            "inbound_received": in_recv,
+            "inbound_lost": in_sent - in_recv_unique,
+            "inbound_duplicated": in_recv - in_recv_unique,
+            "outbound_sent": out_sent,
+            "outbound_received": out_recv,
+            "outbound_lost": out_sent - out_recv_unique,
+            "outbound_duplicated": out_recv - out_recv_unique,
+            "outbound_out_of_order": out_of_order,
+            "untagged_appends": sum(c.untagged_appends for c in model.conns),
+            "foreign_appends": sum(c.foreign_appends for c in model.conns),
+        }
+
+
+@dataclass
+class InboundHold:
+    """What the host has passed on to the model of a caller's first n frames, when it resamples them:
+    soxr keeps part of its output back (16 -> 24 kHz at HQ it comes in bursts of 734 samples every
+    other frame, so up to about 1.8 frames), and the host's batching a part-filled append
+    (MEDIA_MODEL_APPEND_MS). Replayed with the host's own `ToModel` and settings on frames of the same
+    length: soxr's output count depends on the lengths only, so the count is exact."""
+
+    caller: Audio
+    model: Audio
+    quality: str  # MEDIA_WS_SOXR_QUALITY
+    append_ms: int  # MEDIA_MODEL_APPEND_MS
+    # whole frames at the model after 0, 1, 2... of the caller's
+    _delivered: list[int] = field(default_factory=lambda: [0], init=False, repr=False)
+    _bytes: int = field(default=0, init=False, repr=False)
+    _to_model: ToModel | None = field(default=None, init=False, repr=False)
+
+    def delivered(self, frames: int) -> int:
+        if self._to_model is None:  # the callers' PCM16 to the model's own PCM16 at 24 kHz
+            leg = LegAudio("pcm16", self.caller.rate)
+            self._to_model = ToModel("pcm24", leg, self.quality, append_ms=self.append_ms)
+        silence = bytes(self.caller.frame_bytes)
+        while len(self._delivered) <= frames:
+            for event in self._to_model.events(silence):
+                self._bytes += len(binascii.a2b_base64(json.loads(event)["audio"]))
+            self._delivered.append(self._bytes // self.model.frame_bytes)
+        return self._delivered[frames]
+
+
+@dataclass
+class ByPosition(Framing):
+    """Resampled audio: the k-th 20 ms a side receives of a call is the k-th its peer sent. Bytes are
+    counted and re-cut into frames on the receiving side; the model sockets are the calls' in the order
+    they were dialled (one at a time). The caller's fill frames push out what the host holds of the
+    measured ones inbound; outbound, the host flushes its resampler at the end of each item."""
+
+    hold: InboundHold | None = None  # once the host's settings are known (`configure`)
+    turn: int | None = None  # the call whose model socket is due to open: it is dialling
+    out_of_turn: int = 0  # model sockets that opened when no call, or another one, was due
+
+    tagged = False
+
+    def configure(self, caller: Audio, model: Audio, settings: MediaSettings) -> None:
+        self.hold = InboundHold(caller, model, settings.soxr_quality, settings.model_append_ms)
+
+    def caller_takes(self, leg: CallerLeg, at: float, raw: bytes) -> int:
+        size = leg.audio.frame_bytes
+        first = leg.out_bytes // size
+        leg.out_bytes += len(raw)
+        frames = leg.out_bytes // size - first
+        leg.out_frames.extend((at + k * FRAME_S, b"", first + k) for k in range(frames))
+        return frames
+
+    def model_takes(self, model: BenchModel, conn: ModelConn, at: float, raw: bytes) -> None:
+        size = model.audio.frame_bytes
+        first = conn.in_bytes // size
+        conn.in_bytes += len(raw)
+        conn.in_recv.extend((at, seq) for seq in range(first, conn.in_bytes // size))
+
+    def socket_opened(self, model: BenchModel, conn: ModelConn) -> None:
+        if self.turn is None or self.turn in model.by_call:
+            self.out_of_turn += 1
+            return
+        conn.call = self.turn
+        model.by_call[self.turn] = conn
+
+    async def dial(self, legs: Sequence[CallerLeg], model: BenchModel, url: str) -> None:
+        """Frames known by position carry no call index: one call at a time, each dialled only once the
+        last one's model socket is open (the host opens it when the caller's media socket connects), so
+        the i-th model socket is call i's. A socket at any other moment fails the run."""
+        for leg in legs:
+            self.turn = leg.index
+            await gather_bounded([leg.dial(url)], timeout=30.0)
+
+            def due(count: int = leg.index + 1) -> bool:
+                return len(model.conns) >= count
+
+            opened = await wait_until(due, timeout=15.0, step=0.002)
+            if not opened or self.out_of_turn or model.by_call.get(leg.index) is not model.conns[-1]:
+                raise RuntimeError(
+                    f"call {leg.index}: {len(model.conns)} model sockets opened where "
+                    f"{leg.index + 1} were due ({self.out_of_turn} out of turn): "
+                    "model sockets cannot be matched to callers"
+                )
+        self.turn = None  # from now on, any new socket is out of turn
+
+    def check_sockets(self) -> None:
+        """A model socket that opened after the calls were dialled (a reconnect) would be nobody's:
+        fail rather than count its frames against the wrong call."""
+        if self.out_of_turn:
+            raise RuntimeError(
+                f"{self.out_of_turn} model sockets opened out of turn: frames known by position "
+                "cannot be matched to callers"
+            )
+
+    def received(self, leg: CallerLeg, conn: ModelConn) -> list[Frame]:
+        magics = conn.out_magic
+        return [(at, magics[seq] if seq < len(magics) else b"", seq) for at, _, seq in leg.out_frames]
+
+    def _inbound_expected(self, leg: CallerLeg) -> int:
+        assert self.hold is not None
+        return self.hold.delivered(len(leg.in_sent_at) + leg.fill_sent)
+
+    def inbound_settled(self, legs: Sequence[CallerLeg], model: BenchModel) -> bool:
+        return all(
+            (conn := model.by_call.get(leg.index)) is not None
+            and len(conn.in_recv) >= self._inbound_expected(leg)
+            for leg in legs
+        )
+
+    def counts(self, legs: Sequence[CallerLeg], model: BenchModel, out_of_order: int) -> dict[str, Any]:
+        figures = Counter[str]()
+        for leg in legs:
+            conn = model.by_call.get(leg.index)
+            sent, fill = len(leg.in_sent_at), leg.fill_sent
+            received = 0 if conn is None else len(conn.in_recv)  # the fill frames' part included
+            expected = self._inbound_expected(leg)
+            figures["inbound_sent"] += sent
+            figures["inbound_fill_sent"] += fill
+            figures["inbound_received"] += min(received, sent)
+            figures["inbound_received_with_fill"] += received
+            figures["inbound_held_at_end"] += sent + fill - expected
+            figures["inbound_lost"] += max(0, expected - received)
+            figures["inbound_duplicated"] += max(0, received - expected)
+            out_sent = 0 if conn is None else len(conn.out_sent)
+            out_received = len(leg.out_frames)
+            figures["outbound_sent"] += out_sent
+            figures["outbound_received"] += out_received
+            figures["outbound_lost"] += max(0, out_sent - out_received)
+            figures["outbound_duplicated"] += max(0, out_received - out_sent)
+        keys = (
+            "inbound_sent",
+            "inbound_received",
+            "inbound_lost",
+            "inbound_duplicated",
+            "outbound_sent",
+            "outbound_received",
+            "outbound_lost",
+            "outbound_duplicated",
+            "inbound_fill_sent",
+            "inbound_received_with_fill",
+            "inbound_held_at_end",
+        )
+        assert self.hold is not None
+        return {
+            **{key: figures[key] for key in keys},
+            "inbound_hold": {"soxr_quality": self.hold.quality, "append_ms": self.hold.append_ms},
+            # these need tags: not applicable rather than 0
+            "outbound_out_of_order": None,
+            "untagged_appends": None,
+            "foreign_appends": None,
+        }
+
+
+TAGGED = Tagged()
+
+
 # -- the callers ----------------------------------------------------------------------------------
 @dataclass
 class CallerLeg(ABC):
     """One caller of either provider; keeps only what the bench needs of each frame (arrival, tag)."""
 
-    AUDIO: ClassVar[Audio]
+    audio: Audio = PCM24
+    framing: Framing = TAGGED
     index: int = 0
     in_sent_at: list[float] = field(default_factory=list)  # by sequence number
+    fill_sent: int = 0  # FILL_MAGIC frames sent after the last measured one
+    out_bytes: int = 0  # assistant audio received, in bytes (frames by position)
     send_lag: list[tuple[float, float]] = field(default_factory=list)  # (due, how late it was sent)
     out_frames: list[tuple[float, bytes, int]] = field(default_factory=list)  # (arrival, magic, seq)
     bad_frames: Counter[str] = field(default_factory=Counter)
@@ -166,27 +458,9 @@ class CallerLeg(ABC):
         except binascii.Error:
             self.bad_frames["not_base64"] += 1
             return 0
-        size = self.AUDIO.frame_bytes
-        if not raw or len(raw) % size:
+        if not raw or len(raw) % self.audio.frame_bytes:
             self.bad_frames["wrong_size"] += 1
-        frames = 0
-        barged: Counter[int] | None = None  # phase 4: frames by barge-in number
-        for offset in range(0, len(raw) - size + 1, size):
-            tag = TAG.unpack_from(raw, offset)
-            magic = bytes(tag[0])
-            if magic not in (SPEAK_MAGIC, PROBE_MAGIC, BARGE_MAGIC) or tag[1] != self.index:
-                self.bad_frames["untagged"] += 1
-                continue
-            if magic == BARGE_MAGIC:
-                self.barge_frames += 1
-                barged = barged if barged is not None else Counter()
-                barged[int(tag[2]) // BARGE_SEQ_STRIDE] += 1
-            else:
-                self.out_frames.append((at + frames * FRAME_S, magic, int(tag[2])))
-            frames += 1
-        if barged is not None:
-            self.barge_messages.extend((at, number, count) for number, count in barged.items())
-        return frames
+        return self.framing.caller_takes(self, at, raw)
 
     @abstractmethod
     async def dial(self, url: str) -> None: ...
@@ -201,7 +475,6 @@ class CallerLeg(ABC):
 
 @dataclass
 class AcsCaller(MediaLeg, CallerLeg):
-    AUDIO: ClassVar[Audio] = PCM24
     token: str = ""  # ACS's JWT for the upgrade
 
     async def dial(self, url: str) -> None:
@@ -230,7 +503,7 @@ class AcsCaller(MediaLeg, CallerLeg):
                 "audioData": {
                     "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     "participantRawID": "4:+14255550123",
-                    "data": base64.b64encode(self.AUDIO.frame(magic, self.index, seq)).decode("ascii"),
+                    "data": base64.b64encode(self.audio.frame(magic, self.index, seq)).decode("ascii"),
                     "silent": False,
                 },
             }
@@ -248,7 +521,7 @@ class TwilioCaller(CallerLeg):
     `emulators.twilio.MediaStream` streams on its own clock and records every message; the bench needs
     its frames on the shared schedule and must stay cheap, so it speaks the wire itself."""
 
-    AUDIO: ClassVar[Audio] = ULAW8
+    audio: Audio = ULAW8
     auth_token: str = ""
     account_sid: str = ""
     call_sid: str = field(default_factory=lambda: new_sid("CA"))
@@ -276,7 +549,7 @@ class TwilioCaller(CallerLeg):
             "callSid": self.call_sid,
             "tracks": ["inbound"],
             "customParameters": {"callToken": token},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": self.AUDIO.rate, "channels": 1},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": self.audio.rate, "channels": 1},
         }
         await self._send_event("start", start=start)
 
@@ -322,7 +595,7 @@ class TwilioCaller(CallerLeg):
         while self.marks_due and self.marks_due[0][0] <= at:
             await self._send_event("mark", mark={"name": self.marks_due.popleft()[1]})
             self.marks_echoed += 1
-        payload = base64.b64encode(self.AUDIO.frame(magic, self.index, seq)).decode("ascii")
+        payload = base64.b64encode(self.audio.frame(magic, self.index, seq)).decode("ascii")
         media = {"track": "inbound", "chunk": str(seq + 1), "timestamp": str(seq * 20), "payload": payload}
         return await self._send_event("media", media=media)
 
@@ -360,6 +633,7 @@ async def stream_caller(leg: CallerLeg, start: float, stop: asyncio.Event, max_f
         await sleep_until(start + (seq + fill) * FRAME_S)
         with contextlib.suppress(ConnectionError):
             await leg.send_tagged(fill, FILL_MAGIC)
+            leg.fill_sent += 1
 
 
 # -- the model side -------------------------------------------------------------------------------
@@ -386,17 +660,20 @@ def audio_delta(response_id: str, item_id: str, audio: bytes) -> dict[str, Any]:
 
 @dataclass
 class ModelConn:
-    """One realtime socket the media host opened; `call` is learnt from the first tagged append."""
+    """One realtime socket the media host opened; `call` is learnt from the first tagged append, or by
+    position from the call whose turn it was when it opened."""
 
     ws: web.WebSocketResponse
     audio: Audio
     call: int | None = None
     in_recv: list[tuple[float, int]] = field(default_factory=list)  # (arrival, seq)
+    in_bytes: int = 0  # the caller's audio received, in bytes (frames by position)
     untagged_appends: int = 0
     foreign_appends: int = 0  # tagged with another call's index: crossed wires in the host
     other_events: Counter[str] = field(default_factory=Counter)
     out_sent: dict[int, float] = field(default_factory=dict)  # seq -> time its delta was sent
     out_seq: int = 0
+    out_magic: list[bytes] = field(default_factory=list)  # by seq: what each frame sent was for
     # phase 4 (its frames are not in out_sent: those a barge-in cuts never arrive, by design)
     barge_ins: list[BargeIn] = field(default_factory=list)
     barge_frames_sent: int = 0
@@ -418,6 +695,7 @@ class ModelConn:
         assert self.call is not None
         seqs = range(self.out_seq, self.out_seq + frames)
         self.out_seq += frames
+        self.out_magic.extend([magic] * frames)
         audio = b"".join(self.audio.frame(magic, self.call, seq) for seq in seqs)
         text = json.dumps(audio_delta(response_id, item_id, audio))
         if self.ws.closed:
@@ -482,11 +760,13 @@ class ModelConn:
 
 class BenchModel:
     """A minimal GA realtime endpoint (api-key auth) that records tagged appends and speaks on cue, in
-    the call's own audio (the host asks for it in `session.update`: nothing is converted)."""
+    the call's own audio (the host asks for it in `session.update`: nothing is converted), or, for ACS
+    at 16 kHz, in PCM16 at 24 kHz as the real model does (the host resamples both ways)."""
 
-    def __init__(self, api_key: str, audio: Audio) -> None:
+    def __init__(self, api_key: str, audio: Audio, framing: Framing = TAGGED) -> None:
         self.api_key = api_key
         self.audio = audio
+        self.framing = framing
         self.conns: list[ModelConn] = []
         self.by_call: dict[int, ModelConn] = {}
         self.refused = 0
@@ -522,6 +802,7 @@ class BenchModel:
         await ws.prepare(request)
         conn = ModelConn(ws, self.audio)
         self.conns.append(conn)
+        self.framing.socket_opened(self, conn)
         await conn.send({"type": "session.created", "session": {"id": f"sess_{len(self.conns)}"}})
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
@@ -544,27 +825,13 @@ class BenchModel:
         return ws
 
     def _on_append(self, conn: ModelConn, at: float, audio: str) -> None:
-        """One append: one 20 ms frame or several (MEDIA_MODEL_APPEND_MS), each tagged on its own."""
+        """One append: one 20 ms frame or several (MEDIA_MODEL_APPEND_MS), each read on its own."""
         try:
             raw = binascii.a2b_base64(audio)
         except binascii.Error:
             conn.untagged_appends += 1
             return
-        size = self.audio.frame_bytes
-        for offset in range(0, len(raw) - size + 1, size):
-            magic, call, seq = TAG.unpack_from(raw, offset)
-            if magic == FILL_MAGIC:
-                continue
-            if magic != IN_MAGIC:
-                conn.untagged_appends += 1
-                continue
-            if conn.call is None and call not in self.by_call:
-                conn.call = call
-                self.by_call[call] = conn
-            if call != conn.call:
-                conn.foreign_appends += 1
-                continue
-            conn.in_recv.append((at, seq))
+        self.framing.model_takes(self, conn, at, raw)
 
 
 async def speak_continuously(conn: ModelConn, start: float, end: float) -> None:
@@ -736,15 +1003,26 @@ class HostProcess:
         self.ps = psutil.Process(self.proc.pid)
         deadline = now() + timeout
         last = "no answer yet"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+        ready: set[int] = set()  # the workers that have answered: each probe is a new connection, and
+        # the kernel hashes connections over the workers' sockets, so every worker is heard from in turn;
+        # a call made before a worker listens would go to the others
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=2.0)
+        ) as http:
             while now() < deadline:
                 if self.proc.returncode is not None:
                     raise HostFailed(f"media host exited with code {self.proc.returncode} during start-up")
                 try:
                     async with http.get(self.base + "/readyz") as resp:
                         if resp.status == 200:
-                            return
-                        last = f"/readyz answered {resp.status}"
+                            body = await resp.json()
+                            ready.add(int(body["worker"]))
+                            if len(ready) >= int(body["workers"]):
+                                return
+                            last = f"{len(ready)} of {body['workers']} workers ready"
+                        else:
+                            last = f"/readyz answered {resp.status}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     last = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(0.05)
@@ -754,13 +1032,27 @@ class HostProcess:
         """The host's process and any workers it runs: all of them serve calls."""
         return [self.ps, *self.ps.children(recursive=True)]
 
-    def cpu_seconds(self) -> float:
-        total = 0.0
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds of each process of the host (the manager and its workers, or the lone process)."""
+        seconds = {}
         for process in self._tree():
             with contextlib.suppress(psutil.NoSuchProcess):
                 times = process.cpu_times()
-                total += float(times.user) + float(times.system)
-        return total
+                seconds[process.pid] = float(times.user) + float(times.system)
+        return seconds
+
+    def calls_by_process(self) -> dict[int, int]:
+        """Media sockets each process holds (connections accepted on the host's port): with several
+        workers, how the kernel spread the calls."""
+        calls = {}
+        for process in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                calls[process.pid] = sum(
+                    1
+                    for c in process.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.port
+                )
+        return calls
 
     def rss_mb(self) -> float:
         total = 0
@@ -800,7 +1092,7 @@ class HostProcess:
 @dataclass
 class Snapshot:
     at: float
-    host_cpu: float
+    host_cpu_by_process: dict[int, float]
     bench_cpu: float
     steal: float  # CPU time the hypervisor gave to others, all CPUs (Linux; 0 elsewhere)
     busy: float  # CPU time of every process on the machine, all CPUs
@@ -822,7 +1114,12 @@ class Phase:
 
     @property
     def host_cpu(self) -> float:
-        return self.end.host_cpu - self.start.host_cpu
+        return sum(self.host_cpu_by_process.values())
+
+    @property
+    def host_cpu_by_process(self) -> dict[int, float]:
+        start = self.start.host_cpu_by_process
+        return {pid: cpu - start.get(pid, 0.0) for pid, cpu in self.end.host_cpu_by_process.items()}
 
     @property
     def bench_cpu(self) -> float:
@@ -895,8 +1192,13 @@ class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     path: ClassVar[str]  # the host's socket for it
-    audio: ClassVar[Audio]
+    audio: Audio  # the callers'
+    model_audio: ClassVar[Audio]  # the fake model's: where it differs from the callers', the host resamples
     stop: ClassVar[str]  # what the host sends the caller on barge-in to drop the audio it holds
+
+    @abstractmethod
+    def __init__(self, rate: int | None = None) -> None:
+        """`rate`: the callers' sample rate in Hz; None: the provider's default."""
 
     @abstractmethod
     async def serve(self) -> None: ...
@@ -906,7 +1208,7 @@ class Provider(ABC):
         """The host's settings for this provider, the host listening on `port`."""
 
     @abstractmethod
-    def new_leg(self, index: int) -> CallerLeg: ...
+    def new_leg(self, index: int, framing: Framing) -> CallerLeg: ...
 
     @abstractmethod
     def control_requests(self) -> int:
@@ -921,9 +1223,12 @@ class Provider(ABC):
 
 
 class Acs(Provider):
-    name, title, path, audio, stop = "acs", "ACS", "/ws/media", AcsCaller.AUDIO, "StopAudio"
+    name, title, path, audio, model_audio, stop = "acs", "ACS", "/ws/media", PCM24, PCM24, "StopAudio"
+    RATES: ClassVar[dict[int, Audio]] = {audio.rate: audio for audio in (PCM24, PCM16)}
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int | None = None) -> None:
+        """`rate`: the callers' sample rate in Hz (`AudioMetadata`), 24 kHz unless told."""
+        self.audio = self.RATES[rate or PCM24.rate]
         self.issuer = AcsTokenIssuer()
         self.acs = CallAutomationStandIn()
 
@@ -934,9 +1239,11 @@ class Acs(Provider):
     def settings(self, port: int) -> dict[str, str]:
         return acs_settings(self.issuer, self.acs)
 
-    def new_leg(self, index: int) -> CallerLeg:
+    def new_leg(self, index: int, framing: Framing) -> CallerLeg:
         token = self.issuer.sign(audience=AUDIENCE, lifetime_seconds=3600)
-        return AcsCaller(sample_rate=self.audio.rate, index=index, token=token)
+        return AcsCaller(
+            sample_rate=self.audio.rate, audio=self.audio, framing=framing, index=index, token=token
+        )
 
     def control_requests(self) -> int:
         return len(self.acs.requests)
@@ -947,9 +1254,11 @@ class Acs(Provider):
 
 
 class Twilio(Provider):
-    name, title, path, audio, stop = "twilio", "Twilio", "/ws/twilio", TwilioCaller.AUDIO, "clear"
+    name, title, path, audio, model_audio, stop = "twilio", "Twilio", "/ws/twilio", ULAW8, ULAW8, "clear"
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int | None = None) -> None:
+        if rate not in (None, ULAW8.rate):
+            raise ValueError(f"Twilio streams μ-law at {ULAW8.rate} Hz only")
         # The bench's calls exist only as sockets: the stand-in knows none of them (404), which the
         # host takes as a call that has already ended.
         self.rest = TwilioRestStandIn(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, lambda call_sid, form: None)
@@ -967,8 +1276,10 @@ class Twilio(Provider):
             "TWILIO_MODEL_AUDIO": "pcmu",  # the pass-through the tags rely on
         }
 
-    def new_leg(self, index: int) -> CallerLeg:
-        caller = TwilioCaller(index=index, auth_token=TWILIO_AUTH_TOKEN, account_sid=TWILIO_ACCOUNT_SID)
+    def new_leg(self, index: int, framing: Framing) -> CallerLeg:
+        caller = TwilioCaller(
+            framing=framing, index=index, auth_token=TWILIO_AUTH_TOKEN, account_sid=TWILIO_ACCOUNT_SID
+        )
         self.callers.append(caller)
         return caller
 
@@ -1005,6 +1316,7 @@ class Options:
     tls: bool = False  # the model leg over TLS (wss://), as in Azure
     host_loop: str | None = None  # MEDIA_EVENT_LOOP for the host (None: its default)
     host_settings: Mapping[str, str] = field(default_factory=dict)  # more of the host's settings (--set)
+    rate: int | None = None  # the callers' sample rate in Hz (ACS: 16000 or 24000); None: the provider's
 
     @property
     def total_seconds(self) -> float:
@@ -1016,7 +1328,16 @@ class Bench:
         self.provider = provider
         self.options = options
         self.calls = options.calls
-        self.model = BenchModel(MODEL_KEY, provider.audio)
+        # pass-through audio carries tags; resampled audio is known by position
+        self.framing: Framing = TAGGED if provider.audio == provider.model_audio else ByPosition()
+        self.seconds = dict(options.seconds)
+        self.skipped: dict[str, str] = {}  # phase -> why it did not run although asked for
+        if not self.framing.tagged and self.seconds["bargein"] > 0:
+            self.seconds["bargein"] = 0
+            self.skipped["bargein"] = (
+                "its checks need each message's barge-in, which resampled audio cannot carry"
+            )
+        self.model = BenchModel(MODEL_KEY, provider.model_audio, self.framing)
         self.host: HostProcess | None = None
         self.legs: list[CallerLeg] = []
         self.phases: dict[str, Phase] = {}
@@ -1027,6 +1348,7 @@ class Bench:
         self.notes: list[str] = []
         self.host_rss_idle_mb: float | None = None  # ready, before the first call
         self.host_rss_mb: float | None = None  # at the end, every call still connected
+        self.host_calls_by_process: dict[int, int] = {}  # media sockets per host process, once connected
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def snapshot(self) -> Snapshot:
@@ -1035,7 +1357,7 @@ class Bench:
         cpu = psutil.cpu_times()
         return Snapshot(
             at=now(),
-            host_cpu=self.host.cpu_seconds(),
+            host_cpu_by_process=self.host.cpu_by_process(),
             bench_cpu=time.process_time(),
             steal=float(getattr(cpu, "steal", 0.0)),
             busy=sum(float(getattr(cpu, f, 0.0)) for f in ("user", "nice", "system", "irq", "softirq")),
@@ -1049,7 +1371,7 @@ class Bench:
         return sum(len(leg.out_frames) for leg in self.legs) >= sum(len(c.out_sent) for c in self.model.conns)
 
     def inbound_settled(self) -> bool:
-        return sum(len(c.in_recv) for c in self.model.conns) >= sum(len(leg.in_sent_at) for leg in self.legs)
+        return self.framing.inbound_settled(self.legs, self.model)
 
     async def run(self) -> dict[str, Any]:
         await self.provider.serve()
@@ -1066,6 +1388,7 @@ class Bench:
         await self.model.serve(tls)
         port = free_port()
         env = host_env(port, self.model.url, self.calls, self.provider.settings(port)) | extra
+        self.framing.configure(self.provider.audio, self.provider.model_audio, MediaSettings.from_env(env))
         self.host = HostProcess(env, port)
         await self.host.start()
         self.host_rss_idle_mb = self.host.rss_mb()
@@ -1075,6 +1398,7 @@ class Bench:
         try:
             await self._connect_calls()
             await asyncio.sleep(WARMUP_S)
+            self.host_calls_by_process = self.host.calls_by_process()
             # a collection of this process's long-lived records would stall its loop for tens of ms,
             # and that would show up as media host latency: no cyclic GC while measuring
             gc.collect()
@@ -1095,14 +1419,15 @@ class Bench:
             gc.unfreeze()
             self.stop_streams.set()
             await asyncio.gather(*self.stream_tasks, lag_task, return_exceptions=True)
+        self.framing.check_sockets()
         self.host_rss_mb = self.host.rss_mb()
         return self.figures()
 
     async def _connect_calls(self) -> None:
         assert self.host is not None
         url = self.host.base.replace("http://", "ws://") + self.provider.path
-        self.legs = [self.provider.new_leg(i) for i in range(self.calls)]
-        await gather_bounded([leg.dial(url) for leg in self.legs], timeout=30.0)
+        self.legs = [self.provider.new_leg(i, self.framing) for i in range(self.calls)]
+        await self.framing.dial(self.legs, self.model, url)
         base = now() + 0.05
         max_frames = int((self.options.total_seconds + 60) / FRAME_S)
         for leg in self.legs:  # callers are not in step: spread their frames over the 20 ms
@@ -1122,7 +1447,7 @@ class Bench:
         body: Callable[[float, float], Awaitable[None]],
         settle: Callable[[], bool] | None = None,
     ) -> None:
-        seconds = self.options.seconds[name]
+        seconds = self.seconds[name]
         if seconds <= 0:
             return
         start = self.snapshot()
@@ -1229,22 +1554,48 @@ class Bench:
             outbound_us = (p2.host_cpu - inbound_us / 1e6 * p2.in_frames) / p2.out_frames * 1e6
         # both directions streaming: what a call costs while the assistant talks
         call_second_ms = None if p2 is None else 1000 * p2.host_cpu / (p2.wall * self.calls)
+        busiest = p2 or p1  # per worker: what a call costs it in the busiest phase measured
+        workers = [
+            {
+                "pid": pid,
+                "calls": calls,
+                "cpu_per_call_second_ms": None
+                if busiest is None
+                else round(1000 * busiest.host_cpu_by_process.get(pid, 0.0) / (busiest.wall * calls), 3),
+            }
+            for pid, calls in sorted(self.host_calls_by_process.items())
+            if calls
+        ]
         rss_per_call_kb = None
         if self.host_rss_mb is not None and self.host_rss_idle_mb is not None:
             rss_per_call_kb = (self.host_rss_mb - self.host_rss_idle_mb) * 1024 / self.calls
 
         inbound_latency: dict[str, list[float]] = {n: [] for n in PHASES}
+        # MEDIA_MODEL_APPEND_MS holds frames on purpose: a frame's latency is its wait for the rest of its
+        # append (the caller's clock), then the host's work from the append's last frame (the host's own).
+        # Tagged frames only: by position, an append's end is not a frame's (soxr holds part of it back).
+        append_wait: list[float] = []
+        processing: list[float] = []
         for conn in self.model.conns:
             if conn.call is None:
                 continue
             sent_at = self.legs[conn.call].in_sent_at
-            for at, seq in conn.in_recv:
-                if seq >= len(sent_at):
-                    continue
-                sent = sent_at[seq]
-                for phase in self.phases.values():
-                    if phase.start.at <= sent < phase.end.at:
-                        inbound_latency[phase.name].append(at - sent)
+            appends = [list(frames) for _, frames in itertools.groupby(conn.in_recv, key=lambda f: f[0])]
+            for number, append in enumerate(appends):
+                sent = [(at, sent_at[seq]) for at, seq in append if seq < len(sent_at)]
+                # the last append may end with fill frames, which the model does not record
+                split = self.framing.tagged and number < len(appends) - 1
+                for at, frame_sent in sent:
+                    phase = next(
+                        (p for p in self.phases.values() if p.start.at <= frame_sent < p.end.at), None
+                    )
+                    if phase is None:
+                        continue
+                    inbound_latency[phase.name].append(at - frame_sent)
+                    if split:
+                        append_wait.append(sent[-1][1] - frame_sent)
+                        if frame_sent == sent[-1][1]:
+                            processing.append(at - frame_sent)
 
         run = list(self.phases.values())
 
@@ -1258,20 +1609,15 @@ class Bench:
             model_conn = self.model.by_call.get(leg.index)
             if model_conn is None:
                 continue
-            speaking = [(at, seq) for at, magic, seq in leg.out_frames if magic == SPEAK_MAGIC]
+            received = self.framing.received(leg, model_conn)
+            speaking = [(at, seq) for at, magic, seq in received if magic == SPEAK_MAGIC]
             out_order_errors += sum(1 for a, b in itertools.pairwise(speaking) if b[1] <= a[1])
             steady = [at for at, _ in speaking[GAP_SKIP_FRAMES:]]
             gaps.extend(b - a for a, b in itertools.pairwise(steady))
-            for at, magic, seq in leg.out_frames:
+            for at, magic, seq in received:
                 if magic == PROBE_MAGIC and seq in model_conn.out_sent:
                     outbound_latency.append(at - model_conn.out_sent[seq])
 
-        in_sent = sum(len(leg.in_sent_at) for leg in self.legs)
-        in_recv_unique = sum(len({seq for _, seq in c.in_recv}) for c in self.model.conns)
-        in_recv = sum(len(c.in_recv) for c in self.model.conns)
-        out_sent = sum(len(c.out_sent) for c in self.model.conns)
-        out_recv_unique = sum(len({(m, seq) for _, m, seq in leg.out_frames}) for leg in self.legs)
-        out_recv = sum(len(leg.out_frames) for leg in self.legs)
         bad = Counter[str]()
         for leg in self.legs:
             bad.update(leg.bad_frames)
@@ -1293,8 +1639,11 @@ class Bench:
             "provider": self.provider.name,
             "audio": self.provider.audio.label,
             "calls": self.calls,
-            "seconds_per_phase": dict(self.options.seconds),
-            "sample_rate": self.provider.audio.rate,
+            "seconds_per_phase": dict(self.seconds),
+            "sample_rate": self.provider.audio.rate,  # the callers'
+            "model_sample_rate": self.provider.model_audio.rate,
+            "frames_known_by": "tag" if self.framing.tagged else "position",
+            "phases_skipped": dict(self.skipped),
             "model_leg_tls": self.options.tls,
             "host_event_loop": self.options.host_loop,  # None: whatever `python -m media_host` runs on
             "host_settings": dict(self.options.host_settings),
@@ -1322,22 +1671,14 @@ class Bench:
                 "inbound_p2": percentiles(inbound_latency["speaking"]),
                 "inbound_p3": percentiles(inbound_latency["probes"]),
                 "inbound_p4": percentiles(inbound_latency["bargein"]),
+                "inbound_append_wait": percentiles(append_wait) if self.framing.tagged else None,
+                "inbound_processing": percentiles(processing) if self.framing.tagged else None,
                 "outbound_p3_idle_queue": percentiles(outbound_latency),
             },
             "outbound_gap_p2": percentiles(gaps),
             "frames": {
-                "inbound_sent": in_sent,
-                "inbound_received": in_recv,
-                "inbound_lost": in_sent - in_recv_unique,
-                "inbound_duplicated": in_recv - in_recv_unique,
-                "outbound_sent": out_sent,
-                "outbound_received": out_recv,
-                "outbound_lost": out_sent - out_recv_unique,
-                "outbound_duplicated": out_recv - out_recv_unique,
-                "outbound_out_of_order": out_order_errors,
+                **self.framing.counts(self.legs, self.model, out_order_errors),
                 "outbound_bad": dict(bad),
-                "untagged_appends": sum(c.untagged_appends for c in self.model.conns),
-                "foreign_appends": sum(c.foreign_appends for c in self.model.conns),
                 f"{self.provider.name}_other_kinds": dict(other_kinds),
             },
             **self.provider.figures(),
@@ -1351,6 +1692,7 @@ class Bench:
             },
             "host": {
                 "model_sockets": len(self.model.conns),
+                "workers": workers,
                 "rss_mb_idle": None if self.host_rss_idle_mb is None else round(self.host_rss_idle_mb, 1),
                 "rss_mb_at_end": None if self.host_rss_mb is None else round(self.host_rss_mb, 1),
                 "rss_kb_per_call": None if rss_per_call_kb is None else round(rss_per_call_kb, 1),
@@ -1379,6 +1721,40 @@ class Bench:
 # -- output ---------------------------------------------------------------------------------------
 def _ms(value: float | int | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def tagged_frame_lines(f: Mapping[str, Any]) -> list[str]:
+    return [
+        f"frames inbound:  sent {f['inbound_sent']}, received {f['inbound_received']}, "
+        f"lost {f['inbound_lost']}, duplicated {f['inbound_duplicated']}",
+        f"frames outbound: sent {f['outbound_sent']}, received {f['outbound_received']}, "
+        f"lost {f['outbound_lost']}, duplicated {f['outbound_duplicated']}, "
+        f"out of order {f['outbound_out_of_order']}",
+    ]
+
+
+def position_frame_lines(fig: Mapping[str, Any]) -> list[str]:
+    """Frames known by position (resampled audio): what they can show, and what they cannot."""
+    f, hold = fig["frames"], fig["frames"]["inbound_hold"]
+    return [
+        f"frames known by position: callers at {fig['sample_rate'] // 1000} kHz, the model at "
+        f"{fig['model_sample_rate'] // 1000} kHz, resampled both ways, so no tag survives; the k-th 20 ms a "
+        "side receives of a call is taken for the k-th sent (bytes counted)",
+        f"frames inbound:  sent {f['inbound_sent']} (+{f['inbound_fill_sent']} fill), "
+        f"received {f['inbound_received']} ({f['inbound_received_with_fill']} with fill), "
+        f"lost {f['inbound_lost']}, duplicated {f['inbound_duplicated']}",
+        "  against what the host should have passed on: all sent, less what its resampler (soxr "
+        f"{hold['soxr_quality']}) and a part-filled append ({hold['append_ms']} ms) hold at the end, "
+        f"replayed with soxr: {f['inbound_held_at_end']} frames ({f['inbound_held_at_end'] / fig['calls']:.1f} "
+        "per call); no other tolerance",
+        f"frames outbound: sent {f['outbound_sent']}, received {f['outbound_received']}, "
+        f"lost {f['outbound_lost']}, duplicated {f['outbound_duplicated']} (no tolerance: the host flushes "
+        "its resampler at the end of each item)",
+        "not applicable without tags (not 0): outbound out of order, foreign appends, untagged appends",
+        "latency by position includes the resampling, latency the host really adds: inbound the "
+        "resampler's delay (soxr gives 16 -> 24 kHz in bursts, so a frame can wait for the next one or "
+        "two), outbound only its flush when an item ends (phase 3: at once)",
+    ]
 
 
 def render(fig: dict[str, Any]) -> str:
@@ -1420,6 +1796,8 @@ def render(fig: dict[str, Any]) -> str:
         ("inbound latency, phase 2", fig["latency"]["inbound_p2"]),
         ("inbound latency, phase 3", fig["latency"]["inbound_p3"]),
         ("inbound latency, phase 4", fig["latency"]["inbound_p4"]),
+        ("inbound, waiting for its append", fig["latency"]["inbound_append_wait"]),
+        ("inbound, host after append's end", fig["latency"]["inbound_processing"]),
         ("outbound latency, idle queue (3)", fig["latency"]["outbound_p3_idle_queue"]),
         (f"outbound frame gap at {provider.title} (2)", fig["outbound_gap_p2"]),
     ]
@@ -1430,17 +1808,16 @@ def render(fig: dict[str, Any]) -> str:
             ("truncate point - heard (4)", barge["truncate_minus_heard"]),
         ]
     for title, s in rows:
+        if s is None:  # needs tags
+            lines.append(f"{title:<34}{'n/a':>9}")
+            continue
         lines.append(
             f"{title:<34}{s['samples']:>9}{_ms(s['p50_ms']):>9}{_ms(s['p99_ms']):>9}{_ms(s['max_ms']):>9}"
         )
     f = fig["frames"]
     lines += [
         "",
-        f"frames inbound:  sent {f['inbound_sent']}, received {f['inbound_received']}, "
-        f"lost {f['inbound_lost']}, duplicated {f['inbound_duplicated']}",
-        f"frames outbound: sent {f['outbound_sent']}, received {f['outbound_received']}, "
-        f"lost {f['outbound_lost']}, duplicated {f['outbound_duplicated']}, "
-        f"out of order {f['outbound_out_of_order']}",
+        *(position_frame_lines(fig) if fig.get("frames_known_by") == "position" else tagged_frame_lines(f)),
     ]
     oddities = {
         k: v
@@ -1450,6 +1827,9 @@ def render(fig: dict[str, Any]) -> str:
     }
     if oddities or fig["probes_not_idle_within_1s"]:
         lines.append(f"oddities: {oddities} probes not idle within 1 s: {fig['probes_not_idle_within_1s']}")
+    lines.extend(
+        f"phase {titles[name]} skipped: {why}" for name, why in fig.get("phases_skipped", {}).items()
+    )
     if barge is not None:
         lines += [
             f"barge-ins: {barge['attempted']} attempted, {barge['stopped']} got {provider.stop}, "
@@ -1477,6 +1857,14 @@ def render(fig: dict[str, Any]) -> str:
         f"host: rss {h['rss_mb_at_end']} MB (idle {h['rss_mb_idle']} MB, {_ms(h['rss_kb_per_call'])} KB per call), "
         f"exit code {h['exit_code']}"
     )
+    if len(h["workers"]) > 1:
+        lines.append(
+            "workers: "
+            + "; ".join(
+                f"pid {w['pid']} {w['calls']} calls, {_ms(w['cpu_per_call_second_ms'])} ms per call-second"
+                for w in h["workers"]
+            )
+        )
     lines.extend(f"note: {n}" for n in fig["notes"])
     return "\n".join(lines)
 
@@ -1496,7 +1884,7 @@ class Outcome:
 
 async def measure(provider: str, options: Options) -> Outcome:
     """One run, torn down whatever happens; prints nothing."""
-    bench = Bench(PROVIDERS[provider](), options)
+    bench = Bench(PROVIDERS[provider](options.rate), options)
     figures: dict[str, Any] | None = None
     failure: str | None = None
     try:
@@ -1605,16 +1993,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.media_load", description="Load bench for the media host (see bench/README.md)."
     )
     parser.add_argument("--calls", type=int, default=10, help="concurrent calls (1-500)")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        choices=(16, 24),
+        help="ACS callers' sample rate in kHz (default 24, a pass-through; 16: pcm16KMono, resampled "
+        "to and from the model's 24 kHz, frames known by position, phase 4 skipped)",
+    )
     add_run_arguments(parser, seconds=10.0)
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 500:
         parser.error("--calls must be between 1 and 500")
+    if args.rate is not None and args.provider != "acs":
+        parser.error("--rate is for --provider acs (Twilio streams μ-law at 8 kHz)")
     options = Options(
         args.calls,
         phase_seconds(parser, args),
         tls=args.tls,
         host_loop=args.loop,
         host_settings=host_settings(parser, args),
+        rate=None if args.rate is None else args.rate * 1000,
     )
     code, figures = run_in_loop(args, amain(args.provider, options))
     write_json(args.json, figures)

@@ -129,21 +129,21 @@ def cutter(leg: LegAudio) -> FrameCutter:
 
 
 class ToModel:
-    """The caller's audio -> the model's `input_audio_buffer.append` events, `append_ms` of audio each.
+    """The caller's audio -> the model's `input_audio_buffer.append` events, one per `append_ms` of it.
 
     One append per 20 ms frame costs the host a TLS write (and a wake-up of the peer) per frame: on the
     model leg that is most of a call's CPU. Holding two frames per append halves it, for 20 ms more
-    wait on the first of them (MEDIA_MODEL_APPEND_MS)."""
+    wait on the first of them (MEDIA_MODEL_APPEND_MS). The caller's audio is the clock: an append goes
+    once `append_ms` of it has come in, with all that is held by then in the model's format."""
 
     def __init__(self, model: AudioFormat, leg: LegAudio, quality: str, *, append_ms: int = FRAME_MS) -> None:
         if model == "pcmu" and leg != ULAW8:
             raise ValueError("a μ-law model listens only to a μ-law leg")
         self._model = model
         self._quality = quality
-        model_bytes_per_ms = ULAW8.bytes_per_ms if model == "pcmu" else PCM24.bytes_per_ms
-        self._append_bytes = int(model_bytes_per_ms * append_ms)
+        self._append_ms = append_ms
+        self._since_ms = 0.0  # of the caller's audio since the last append
         self._held: list[bytes] = []  # in the model's format, so it outlives a change of the leg's
-        self._held_bytes = 0
         self.set_leg(leg)
 
     def set_leg(self, leg: LegAudio) -> None:
@@ -156,30 +156,31 @@ class ToModel:
             if self._model == "pcmu" or (leg.encoding == "pcm16" and pcm_rate == MODEL_RATE)
             else StreamResampler(pcm_rate, MODEL_RATE, self._quality)
         )
-        self._cutter = FrameCutter(PCM24.frame_bytes)
 
     def events(self, audio: bytes) -> list[str]:
         """Model events for one of the leg's frames (empty: silence); none while a batch or resampler fills."""
         audio = audio or self._silence
-        if self._resampler is None:  # the model's own format: re-encoding in C is cheaper than keeping
-            return self._batch(
-                audio
-            )  # the sender's text, which would have to be checked character by character
+        self._since_ms += len(audio) / self.leg.bytes_per_ms
+        if self._resampler is None:
+            # the model's own format: re-encoding in C is cheaper than keeping the sender's text, which
+            # would have to be checked character by character
+            return self._batch(audio)
         pcm = ulaw_to_pcm16(audio) if self.leg.encoding == "pcmu" else audio
-        return [
-            event for frame in self._cutter.push(self._resampler.process(pcm)) for event in self._batch(frame)
-        ]
+        # soxr's output comes in bursts (16 -> 24 kHz at HQ: nothing, then 30 ms): it goes on as it comes,
+        # since the model takes any whole number of samples; cutting it into 20 ms frames first would
+        # hold part of each burst back for nothing
+        return self._batch(self._resampler.process(pcm))
 
     def _batch(self, audio: bytes) -> list[str]:
-        if not self._held and len(audio) >= self._append_bytes:
-            return [append_audio(_b64(audio))]
-        self._held.append(audio)
-        self._held_bytes += len(audio)
-        if self._held_bytes < self._append_bytes:
-            return []
-        batch = b"".join(self._held)
+        """`audio` is what the caller's last message gave in the model's format (a resampler's output
+        comes in bursts: it may be nothing, or more than the message's length)."""
+        if audio:
+            self._held.append(audio)
+        if self._since_ms < self._append_ms or not self._held:
+            return []  # with nothing held when its time comes, an append goes with the next audio
+        self._since_ms = 0.0
+        batch = b"".join(self._held)  # one part: that very object, no copy
         self._held.clear()
-        self._held_bytes = 0
         return [append_audio(_b64(batch))]
 
 

@@ -68,14 +68,45 @@ def test_caller_audio_goes_to_the_model_in_appends_of_the_set_length() -> None:
     assert _appended(to_model.events(b"")) == [frames[4] + bytes(PCM24.frame_bytes)]
 
 
+def test_appends_keep_time_by_audio_however_the_caller_cuts_it() -> None:
+    to_model = ToModel("pcm24", PCM24, "HQ", append_ms=40)
+    halves = [_appended(to_model.events(bytes([i]) * (PCM24.frame_bytes // 2))) for i in range(1, 9)]
+    assert [len(a[0]) if a else 0 for a in halves] == [0, 0, 0, 1920] * 2  # 10 ms messages, 40 ms appends
+    sixties = [_appended(to_model.events(bytes(3 * PCM24.frame_bytes))) for _ in range(2)]
+    assert [len(a[0]) for a in sixties] == [2880, 2880]  # longer than an append: each goes whole
+
+
 def test_batched_appends_survive_a_change_of_rate_and_carry_mu_law() -> None:
     to_model = ToModel("pcm24", PCM24, "HQ", append_ms=40)
     first = tone(300, 0.02, 24_000)
     assert to_model.events(first) == []
     to_model.set_leg(LegAudio("pcm16", 16_000))  # ACS announces 16 kHz: the held 24 kHz frame stays
-    out = [a for _ in range(10) for a in _appended(to_model.events(tone(300, 0.02, 16_000)))]
-    assert all(len(a) == 2 * PCM24.frame_bytes for a in out) and out[0].startswith(first)
+    later = tone(300, 0.2, 16_000)
+    out = [a for i in range(0, len(later), 640) for a in _appended(to_model.events(later[i : i + 640]))]
+    resampled = StreamResampler(16_000, 24_000, "HQ").process(later)
+    assert out[0].startswith(first) and len(out) == 5  # one append per 40 ms of the caller's audio
+    soxr_burst = 734 * 2  # bytes: what 16 -> 24 kHz at HQ gives every other frame
+    assert abs(sum(map(len, out)) - len(first) - len(resampled)) <= soxr_burst  # its last one held
 
     ulaw = ToModel("pcmu", ULAW8, "HQ", append_ms=60)  # Twilio's μ-law straight through, 3 frames each
     batches = [_appended(ulaw.events(bytes([0x7F]) * ULAW8.frame_bytes)) for _ in range(6)]
     assert [len(b[0]) if b else 0 for b in batches] == [0, 0, 480, 0, 0, 480]
+
+
+def test_resampled_audio_goes_on_as_the_resampler_gives_it() -> None:
+    """16 kHz in, 24 kHz to the model in 20 ms appends: whatever soxr has put out is sent at once (its
+    bursts are not cut into 20 ms frames first, which would hold part of each back), and the stream
+    that reaches the model is the resampler's, sample for sample (within soxr's rounding)."""
+    caller = LegAudio("pcm16", 16_000)
+    to_model = ToModel("pcm24", caller, "HQ", append_ms=20)
+    reference = StreamResampler(16_000, 24_000, "HQ")
+    source = tone(440, 1.0, 16_000)
+    sent, expected = b"", b""
+    for i in range(0, len(source), caller.frame_bytes):
+        frame = source[i : i + caller.frame_bytes]
+        sent += b"".join(_appended(to_model.events(frame)))
+        expected += reference.process(frame)
+        assert len(sent) == len(expected)  # nothing waits
+    assert len(sent) > 0.9 * 48_000
+    difference = np.frombuffer(sent, "<i2").astype(int) - np.frombuffer(expected, "<i2")
+    assert np.abs(difference).max() <= 2

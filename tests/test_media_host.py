@@ -134,9 +134,8 @@ async def test_16k_call_round_trip_keeps_tone_clean(
     socket = await model.socket()
     to_model = await socket.wait_audio_bytes(int(0.9 * 48_000))
 
-    assert all(
-        len(base64.b64decode(a["audio"])) == FRAME_24K for a in socket.of_type("input_audio_buffer.append")
-    )
+    # soxr's bursts go on as they come: at most one append per 20 ms frame (MEDIA_MODEL_APPEND_MS=20 here)
+    assert len(socket.of_type("input_audio_buffer.append")) <= 50
     assert dominant_frequency(to_model, 24_000) == pytest.approx(440, abs=2)
     assert snr_against_sine(to_model, 440, 24_000, edge_seconds=0.1) > 60
 
