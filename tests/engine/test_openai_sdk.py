@@ -88,6 +88,17 @@ def _ws(url: str) -> str:
     return url.replace("http", "ws", 1)
 
 
+def _azure(url: str, websocket_path: str, key: str = KEY) -> AsyncAzureOpenAI:
+    """AsyncAzureOpenAI with the api-key header. It always asks for wss:// unless websocket_base_url is
+    given, and the engine speaks plain ws:// on 127.0.0.1."""
+    return AsyncAzureOpenAI(
+        api_key=key,
+        api_version=AZURE_API_VERSION,
+        azure_endpoint=url,
+        websocket_base_url=f"{_ws(url)}{websocket_path}",
+    )
+
+
 CLIENTS = [
     # api.openai.com's shape: base_url .../v1 -> ws://.../v1/realtime?model=..., Authorization: Bearer
     Client("openai", lambda url: AsyncOpenAI(api_key=KEY, base_url=f"{url}/v1"), "/v1/realtime"),
@@ -99,28 +110,9 @@ CLIENTS = [
         ),
         "/openai/v1/realtime",
     ),
-    # AsyncAzureOpenAI: /openai/realtime?api-version=...&deployment=..., api-key header. It always asks for
-    # wss:// unless websocket_base_url is given, and the engine speaks plain ws:// on 127.0.0.1.
-    Client(
-        "azure",
-        lambda url: AsyncAzureOpenAI(
-            api_key=KEY,
-            api_version=AZURE_API_VERSION,
-            azure_endpoint=url,
-            websocket_base_url=f"{_ws(url)}/openai",
-        ),
-        "/openai/realtime",
-    ),
-    Client(
-        "azure-v1",
-        lambda url: AsyncAzureOpenAI(
-            api_key=KEY,
-            api_version=AZURE_API_VERSION,
-            azure_endpoint=url,
-            websocket_base_url=f"{_ws(url)}/openai/v1",
-        ),
-        "/openai/v1/realtime",
-    ),
+    # AsyncAzureOpenAI: /openai/realtime?api-version=...&deployment=..., and its v1 path
+    Client("azure", lambda url: _azure(url, "/openai"), "/openai/realtime"),
+    Client("azure-v1", lambda url: _azure(url, "/openai/v1"), "/openai/v1/realtime"),
 ]
 
 
@@ -270,12 +262,7 @@ async def test_end_call_arguments_follow_the_declared_schema(engine: EngineServe
     tools = [
         {"type": "function", "name": "end_call", "description": "End the call.", "parameters": parameters}
     ]
-    sdk = AsyncAzureOpenAI(
-        api_key=KEY,
-        api_version=AZURE_API_VERSION,
-        azure_endpoint=engine.url,
-        websocket_base_url=f"{_ws(engine.url)}/openai",
-    )
+    sdk = _azure(engine.url, "/openai")
     async with sdk.realtime.connect(model=MODEL) as conn:
         rec = Recorder(conn)
         session = session_with(tools=tools)
@@ -303,12 +290,7 @@ async def test_end_call_arguments_follow_the_declared_schema(engine: EngineServe
 async def test_the_sdk_is_refused_without_the_engines_key(engine: EngineServer) -> None:
     for sdk in (
         AsyncOpenAI(api_key="wrong", base_url=f"{engine.url}/v1"),
-        AsyncAzureOpenAI(
-            api_key="wrong",
-            api_version=AZURE_API_VERSION,
-            azure_endpoint=engine.url,
-            websocket_base_url=f"{_ws(engine.url)}/openai",
-        ),
+        _azure(engine.url, "/openai", key="wrong"),
     ):
         with pytest.raises(InvalidStatus) as refused:
             async with sdk.realtime.connect(model=MODEL):
